@@ -1,0 +1,101 @@
+"""Assembles the ASGI app from the kernel's and the services' routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.static_files import create_static_files_router
+
+from qorgau.kernel.auth.throttle import ClientThrottle
+from qorgau.kernel.context import Kernel, build_kernel
+from qorgau.kernel.events import set_bus
+from qorgau.kernel.observability import Metrics, configure_logging, log, metrics_middleware
+from qorgau.kernel.realtime import Hub, make_bus
+from qorgau.settings import Settings
+from qorgau.web import kernel_api, pages, transparency
+from qorgau.web.http import check_csrf
+from qorgau.web.problems import problem_response
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def _route_handlers() -> list[Any]:
+    from qorgau.kernel.ledger import api as ledger_api
+
+    return [
+        *pages.ROUTES,
+        *kernel_api.ROUTES,
+        *transparency.ROUTES,
+        *ledger_api.ROUTES,
+        create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
+    ]
+
+
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    await check_csrf(request)
+
+
+def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None) -> Litestar:
+    """Build the app; pass a kernel to share one (tests), or settings to build one at start-up."""
+    if kernel is None:
+        if settings is None:
+            raise ValueError("create_app needs settings or a kernel")
+        kernel = build_kernel(settings)
+    configure_logging(kernel.settings.log_level, kernel.settings.log_json)
+    metrics = Metrics()
+    hub = Hub()
+    bus = make_bus(kernel.settings.bus)
+    kernel.bus = bus
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        hub.start()
+        await bus.start(hub, kernel.db)
+        set_bus(bus)
+        kernel.writer.start()
+        signer = asyncio.create_task(kernel.ledger.run_signer(), name="ledger-signer")
+        log.info("started", database=kernel.db.dialect, bus=kernel.settings.bus.split("://")[0])
+        try:
+            yield
+        finally:
+            signer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await signer
+            await bus.stop()
+
+    return Litestar(
+        route_handlers=_route_handlers(),
+        state=State(
+            {
+                "kernel": kernel,
+                "metrics": metrics,
+                "hub": hub,
+                "bus": bus,
+                "client_throttle": ClientThrottle(
+                    kernel.settings.login_max_failures,
+                    kernel.settings.login_lockout_seconds,
+                    kernel.settings.login_lockout_max_seconds,
+                ),
+            }
+        ),
+        exception_handlers={Exception: problem_response},
+        before_request=_before_request,
+        middleware=[metrics_middleware(metrics)],
+        lifespan=[lifespan],
+        debug=False,
+        openapi_config=None,
+        request_max_body_size=10 * 1024 * 1024,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Entry for `uvicorn --factory qorgau.app:app_from_env` (each worker builds its own kernel)."""
+    from qorgau.settings import load_settings
+
+    return create_app(load_settings())

@@ -1,0 +1,251 @@
+"""Database engines, the shared metadata, transactions and the group-commit writer.
+
+One way to change state: a function `fn(tx)` run inside a write transaction, either directly
+(`db.transaction()`) or through the group-commit writer (`writer.run(fn)`) on hot paths. `tx.after_commit`
+registers work (event publication) that runs only once the transaction is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utc_now_ms() -> int:
+    """Milliseconds since the epoch; timestamps are stored as integers so both engines agree."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Tx:
+    """A write transaction in progress: its connection and the work to run after commit."""
+
+    conn: Connection
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self.callbacks.append(fn)
+
+    def execute(self, stmt: Any, params: Any = None) -> sa.CursorResult[Any]:
+        return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    for cb in callbacks:
+        with contextlib.suppress(Exception):
+            cb()
+
+
+class Database:
+    """An engine plus the conventions both engines must follow."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = sa.create_engine(
+                url,
+                poolclass=sa.pool.QueuePool,
+                pool_size=pool_size,
+                max_overflow=20,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            sa.event.listen(self.engine, "connect", _sqlite_on_connect)
+            sa.event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def unpooled(cls, url: str) -> Database:
+        db = cls.__new__(cls)
+        db.url = url
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        db.engine = sa.create_engine(url, poolclass=NullPool)
+        if url.startswith("sqlite"):
+            sa.event.listen(db.engine, "connect", _sqlite_on_connect)
+            sa.event.listen(db.engine, "begin", _sqlite_on_begin)
+        db.dialect = db.engine.dialect.name
+        return db
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (a deferred transaction on SQLite)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); after-commit callbacks run on success."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(qorgau_write=True)
+            with conn.begin():
+                tx = Tx(conn)
+                yield tx
+        _run_callbacks(tx.callbacks)
+
+    def run(self, fn: Callable[[Tx], T]) -> T:
+        with self.transaction() as tx:
+            return fn(tx)
+
+    def ping(self) -> bool:
+        try:
+            with self.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event choose the BEGIN flavour instead of pysqlite's implicit BEGIN.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    # FULL: an acknowledged write survives power loss too; group commit pays the fsync once per batch.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("qorgau_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Tx], Any]
+    future: Future[Any]
+
+
+class GroupCommitWriter:
+    """Batches writes that arrive within `window` seconds into one transaction.
+
+    Each caller's future resolves only after the batch has committed, so acknowledged means durable.
+    If any job in a batch fails, the batch is rolled back and its jobs re-run one transaction each,
+    so one bad write never fails its neighbours.
+    """
+
+    def __init__(self, db: Database, *, window: float = 0.001, max_batch: int = 1024) -> None:
+        self.db = db
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="qorgau-group-commit", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=10)
+            self._thread = None
+
+    def submit(self, fn: Callable[[Tx], T]) -> Future[T]:
+        if self._thread is None:
+            self.start()
+        fut: Future[T] = Future()
+        self._queue.put(_Job(fn, fut))
+        return fut
+
+    def run(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in the next batch and return its result once committed."""
+        return self.submit(fn).result()
+
+    async def arun(self, fn: Callable[[Tx], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self.window
+            stop = False
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        # Jobs may run twice (in the batch, then alone after a neighbour failed): they must only touch
+        # the database, and defer anything else to tx.after_commit.
+        results: list[Any] = []
+        try:
+            with self.db.transaction() as tx:
+                for job in batch:
+                    results.append(job.fn(tx))
+        except Exception:
+            for job in batch:
+                self._run_alone(job)
+            return
+        self.batches += 1
+        self.jobs += len(batch)
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+    def _run_alone(self, job: _Job) -> None:
+        try:
+            with self.db.transaction() as tx:
+                result = job.fn(tx)
+        except BaseException as exc:
+            job.future.set_exception(exc)
+            return
+        self.batches += 1
+        self.jobs += 1
+        job.future.set_result(result)

@@ -1,0 +1,98 @@
+"""The error model: every failure a client sees is RFC 9457 problem+json with a stable `code`.
+
+Services raise `Problem`; transports turn it into problem+json (API) or a friendly page (HTML).
+Titles are translated from the catalogue; details never carry a stack trace or personal data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from qorgau.kernel.i18n import N_, gettext
+
+# code -> (HTTP status, untranslated title). The code is the contract; titles may change wording.
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "validation.field": (400, N_("A field has an invalid value")),
+    "validation.body": (400, N_("The request body could not be read")),
+    "validation.parameter": (400, N_("A query parameter is missing or invalid")),
+    "auth.invalid_credentials": (401, N_("Invalid username or password")),
+    "auth.required": (401, N_("Please sign in to continue")),
+    "auth.locked": (429, N_("Too many failed sign-in attempts; try again later")),
+    "auth.forbidden": (403, N_("You do not have permission to do this")),
+    "auth.csrf": (403, N_("The form has expired; reload the page and try again")),
+    "auth.token_invalid": (401, N_("The access token is invalid or revoked")),
+    "auth.username_taken": (409, N_("This username is already taken")),
+    "auth.iin_taken": (409, N_("An account with this IIN already exists")),
+    "auth.weak_password": (400, N_("The password is too short")),
+    "auth.unknown_role": (400, N_("Unknown role")),
+    "auth.unknown_agency": (400, N_("Unknown agency")),
+    "auth.disabled": (403, N_("This account is disabled")),
+    "kz.iin.invalid": (400, N_("This is not a valid IIN")),
+    "kz.phone.invalid": (400, N_("This is not a valid Kazakhstan phone number")),
+    "ledger.out_of_range": (400, N_("The requested range is outside the signed log")),
+    "ledger.not_found": (404, N_("No such entry in the log")),
+    "http.not_found": (404, N_("Page not found")),
+    "http.method_not_allowed": (405, N_("Method not allowed")),
+    "http.too_large": (413, N_("The request is too large")),
+    "http.unsupported_media_type": (415, N_("Unsupported content type")),
+    "http.error": (400, N_("The request could not be processed")),
+    "internal": (500, N_("Something went wrong on our side")),
+    "unavailable": (503, N_("The service is temporarily unavailable")),
+}
+
+
+@dataclass
+class Problem(Exception):
+    """A failure with a stable code; `field` names the input at fault for validation errors."""
+
+    code: str
+    detail: str | None = None
+    field: str | None = None
+    status: int | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.code)
+        if self.status is None:
+            self.status = CATALOGUE.get(self.code, (400, ""))[0]
+
+    def title(self, lang: str) -> str:
+        return title_for(self.code, lang)
+
+    def to_dict(self, lang: str, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:qorgau:problem:{self.code}",
+            "title": self.title(lang),
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.field:
+            body["field"] = self.field
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+def title_for(code: str, lang: str) -> str:
+    """The translated title of a problem code (a generic one for unknown codes)."""
+    _status, title = CATALOGUE.get(code, CATALOGUE["http.error"])
+    return gettext(lang, title)
+
+
+def invalid(field_name: str, detail: str | None = None, code: str = "validation.field") -> Problem:
+    """A validation problem naming the field at fault."""
+    return Problem(code, detail=detail, field=field_name)
+
+
+def forbidden(detail: str | None = None) -> Problem:
+    return Problem("auth.forbidden", detail=detail)
+
+
+def not_found(detail: str | None = None) -> Problem:
+    return Problem("http.not_found", detail=detail)

@@ -1,0 +1,196 @@
+"""Who may use each route, and who may not (403/401, and nothing changed). Every route must be listed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from qorgau.kernel.auth import services as auth
+from qorgau.kernel.auth.roles import Role
+from qorgau.kernel.context import Ctx
+
+ALL_ROLES = [r.value for r in Role]
+ADMINS = ["platform_admin", "agency_admin"]
+PUBLIC = [*ALL_ROLES, "anonymous"]
+SIGNED_IN = ALL_ROLES
+
+# Demo account for each role.
+ACCOUNT_OF = {
+    "platform_admin": "admin",
+    "agency_admin": "aigerim.admin",
+    "official": "nurlan.official",
+    "police_officer": "serik.police",
+    "regulator_inspector": "madina.inspector",
+    "security_officer": "erlan.security",
+    "building_owner": "asel.owner",
+    "guard": "bolat.guard",
+    "org_operator": "kairat.operator",
+    "citizen": "850808301077",
+}
+
+# (method, path template, concrete path, body, roles allowed, status when allowed)
+MATRIX: list[tuple[str, str, str, Any, list[str], int]] = [
+    ("GET", "/", "/", None, PUBLIC, 200),
+    ("GET", "/login", "/login", None, PUBLIC, 200),
+    ("GET", "/signup", "/signup", None, PUBLIC, 200),
+    ("GET", "/account", "/account", None, SIGNED_IN, 200),
+    ("GET", "/admin/users", "/admin/users", None, ADMINS, 200),
+    ("GET", "/transparency", "/transparency", None, PUBLIC, 200),
+    ("GET", "/api/v1/me", "/api/v1/me", None, SIGNED_IN, 200),
+    ("GET", "/api/v1/auth/tokens", "/api/v1/auth/tokens", None, SIGNED_IN, 200),
+    ("GET", "/api/v1/users", "/api/v1/users", None, ADMINS, 200),
+    ("GET", "/api/v1/admin/events", "/api/v1/admin/events", None, ["platform_admin"], 200),
+    ("GET", "/healthz", "/healthz", None, PUBLIC, 200),
+    ("GET", "/readyz", "/readyz", None, PUBLIC, 200),
+    ("GET", "/metrics", "/metrics", None, PUBLIC, 200),
+    ("GET", "/api/v1/ledger/keys", "/api/v1/ledger/keys", None, PUBLIC, 200),
+    ("GET", "/api/v1/ledger/checkpoint", "/api/v1/ledger/checkpoint", None, PUBLIC, 200),
+    ("GET", "/api/v1/ledger/tree-head", "/api/v1/ledger/tree-head", None, PUBLIC, 200),
+    ("GET", "/api/v1/ledger/tree-heads", "/api/v1/ledger/tree-heads", None, PUBLIC, 200),
+    ("GET", "/api/v1/ledger/entries", "/api/v1/ledger/entries?start=0&end=0", None, PUBLIC, 200),
+    (
+        "GET",
+        "/api/v1/ledger/proof/inclusion",
+        "/api/v1/ledger/proof/inclusion?leaf_index=0&tree_size=1",
+        None,
+        PUBLIC,
+        200,
+    ),
+    (
+        "GET",
+        "/api/v1/ledger/proof/consistency",
+        "/api/v1/ledger/proof/consistency?first=1&second=1",
+        None,
+        PUBLIC,
+        200,
+    ),
+]
+
+# Routes exercised by their own tests rather than the generic matrix (state changes with bodies).
+COVERED_ELSEWHERE = {
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("POST", "/signup"),
+    ("POST", "/lang"),
+    ("POST", "/account/tokens"),
+    ("POST", "/account/tokens/{token_id:str}/revoke"),
+    ("POST", "/api/v1/auth/tokens"),
+    ("DELETE", "/api/v1/auth/tokens/{token_id:str}"),
+    ("POST", "/api/v1/users"),
+}
+
+
+@pytest.fixture
+def bearer(kernel: Any, demo: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A bearer token with every scope for one demo account of each role."""
+    headers: dict[str, dict[str, str]] = {"anonymous": {}}
+    for role, login in ACCOUNT_OF.items():
+        signed = auth.do_sign_in(kernel, login, demo[login].password)
+        _id, token = auth.do_create_api_token(Ctx(kernel, signed.actor), name="matrix", scopes=["*"])
+        headers[role] = {"Authorization": f"Bearer {token}"}
+    kernel.ledger.sign_if_grown(force=True)
+    return headers
+
+
+def test_every_route_is_in_the_matrix(app: Any) -> None:
+    listed = {(m, tpl) for m, tpl, *_ in MATRIX} | COVERED_ELSEWHERE
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods:
+                if method in ("HEAD", "OPTIONS") or route.path.startswith("/static"):
+                    continue
+                assert (method, route.path) in listed, (
+                    f"{method} {route.path} has no row in the authorization matrix"
+                )
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=[f"{m} {p}" for m, p, *_ in MATRIX])
+def test_route_allows_exactly_its_roles(client: Any, bearer: dict[str, dict[str, str]], row: Any) -> None:
+    method, _tpl, path, body, allowed, ok_status = row
+    for who, headers in bearer.items():
+        response = client.request(method, path, headers={**headers, "Accept": "application/json"}, json=body)
+        if who in allowed:
+            assert response.status_code == ok_status, (who, path, response.status_code, response.text[:300])
+        elif who == "anonymous":
+            assert response.status_code in (401, 302, 303), (who, path, response.status_code)
+        else:
+            assert response.status_code in (403, 404), (who, path, response.status_code)
+
+
+def _count_users(kernel: Any) -> int:
+    with kernel.db.read() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
+
+
+@pytest.mark.parametrize(
+    "role", [r for r in ACCOUNT_OF if r not in ("platform_admin", "agency_admin")] + ["anonymous"]
+)
+def test_only_admins_create_accounts(
+    client: Any, kernel: Any, bearer: dict[str, dict[str, str]], role: str
+) -> None:
+    before = _count_users(kernel)
+    response = client.post(
+        "/api/v1/users",
+        json={
+            "username": "intruder",
+            "password": "a-long-password",
+            "role": "official",
+            "agency": "astana-digital",
+        },
+        headers=bearer[role],
+    )
+    assert response.status_code in (401, 403)
+    assert _count_users(kernel) == before
+
+
+def test_agency_admin_creates_officials_only_in_own_agency(
+    client: Any, kernel: Any, bearer: dict[str, dict[str, str]]
+) -> None:
+    headers = bearer["agency_admin"]
+    ok = client.post(
+        "/api/v1/users",
+        json={
+            "username": "new.official",
+            "password": "a-long-password",
+            "role": "official",
+            "agency": "astana-digital",
+        },
+        headers=headers,
+    )
+    assert ok.status_code == 201, ok.text
+    before = _count_users(kernel)
+    for payload in (
+        {
+            "username": "other.agency",
+            "password": "a-long-password",
+            "role": "official",
+            "agency": "almaty-akimat",
+        },
+        {"username": "new.admin", "password": "a-long-password", "role": "platform_admin"},
+        {
+            "username": "new.police",
+            "password": "a-long-password",
+            "role": "police_officer",
+            "agency": "astana-digital",
+        },
+    ):
+        denied = client.post("/api/v1/users", json=payload, headers=headers)
+        assert denied.status_code == 403, (payload, denied.text)
+    assert _count_users(kernel) == before
+
+
+def test_platform_admin_creates_any_account(client: Any, bearer: dict[str, dict[str, str]]) -> None:
+    response = client.post(
+        "/api/v1/users",
+        json={"username": "new.guard", "password": "a-long-password", "role": "guard"},
+        headers=bearer["platform_admin"],
+    )
+    assert response.status_code == 201
+    bad = client.post(
+        "/api/v1/users",
+        json={"username": "x y", "password": "a-long-password", "role": "guard"},
+        headers=bearer["platform_admin"],
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "username"
