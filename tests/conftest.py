@@ -148,3 +148,9 @@ def demo(kernel: Any) -> dict[str, Any]:
     from qorgau.demo import load_demo
 
     return {a.username: a for a in load_demo(kernel)}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running for the rest of the session,
+    which async tests (pytest-asyncio) cannot share."""
+    items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))

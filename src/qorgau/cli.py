@@ -93,9 +93,7 @@ def serve(
     from qorgau.migrations import upgrade
     from qorgau.settings import ensure_secrets
 
-    settings = ensure_secrets(
-        _settings(data_dir, database_url, config, host=host, port=port, workers=workers, bus=bus)
-    )
+    settings = ensure_secrets(_settings(data_dir, database_url, config, host=host, port=port, workers=workers, bus=bus))
     if settings.workers > 1 and settings.bus == "memory":
         raise fail(
             "--workers > 1 needs a shared bus: pass --bus redis://host:6379/0 (the in-memory bus is per process)"
@@ -200,9 +198,7 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: Con
 def users_create(
     username: Annotated[str, typer.Option(help="Login name.")],
     role: Annotated[str, typer.Option(help="Role, e.g. official, agency_admin.")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     agency: Annotated[str | None, typer.Option(help="Agency code or id.")] = None,
     display_name: Annotated[str | None, typer.Option("--display-name", help="Name shown to others.")] = None,
     data_dir: DataDir = None,
@@ -283,9 +279,7 @@ def users_set_role(
 
 
 @keys_app.command("rotate")
-def keys_rotate(
-    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
-) -> None:
+def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Add a new key-encryption key; new data uses it, old data stays readable."""
     from qorgau.kernel.crypto import load_or_create_keyring, save_keyring
     from qorgau.settings import ensure_secrets
@@ -299,9 +293,7 @@ def keys_rotate(
 
 
 @keys_app.command("rewrap")
-def keys_rewrap(
-    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
-) -> None:
+def keys_rewrap(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Re-wrap every stored data key under the newest key-encryption key."""
     from qorgau.kernel.keys import count_sealed, rewrap_all
 

@@ -11,9 +11,7 @@ from tests.browser.conftest import shot
 pytestmark = pytest.mark.browser
 
 
-def test_official_signs_in_switches_to_kazakh_and_signs_out(
-    page: Any, live_url: str, demo: dict[str, Any]
-) -> None:
+def test_official_signs_in_switches_to_kazakh_and_signs_out(page: Any, live_url: str, demo: dict[str, Any]) -> None:
     account = demo["nurlan.official"]
     page.goto(live_url + "/")
     page.get_by_role("button", name="English").click()
@@ -42,9 +40,7 @@ def test_official_signs_in_switches_to_kazakh_and_signs_out(
     assert page.get_by_role("link", name="Войти").first.is_visible()
 
 
-def test_anyone_checks_an_entry_in_the_browser(
-    page: Any, live_url: str, kernel: Any, demo: dict[str, Any]
-) -> None:
+def test_anyone_checks_an_entry_in_the_browser(page: Any, live_url: str, kernel: Any, demo: dict[str, Any]) -> None:
     kernel.ledger.sign_if_grown(force=True)
     page.goto(live_url + "/transparency")
     page.get_by_role("button", name="English").click()

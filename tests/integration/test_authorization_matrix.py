@@ -101,9 +101,7 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
             for method in handler.http_methods:
                 if method in ("HEAD", "OPTIONS") or route.path.startswith("/static"):
                     continue
-                assert (method, route.path) in listed, (
-                    f"{method} {route.path} has no row in the authorization matrix"
-                )
+                assert (method, route.path) in listed, f"{method} {route.path} has no row in the authorization matrix"
 
 
 @pytest.mark.parametrize("row", MATRIX, ids=[f"{m} {p}" for m, p, *_ in MATRIX])
@@ -124,12 +122,8 @@ def _count_users(kernel: Any) -> int:
         return conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
 
 
-@pytest.mark.parametrize(
-    "role", [r for r in ACCOUNT_OF if r not in ("platform_admin", "agency_admin")] + ["anonymous"]
-)
-def test_only_admins_create_accounts(
-    client: Any, kernel: Any, bearer: dict[str, dict[str, str]], role: str
-) -> None:
+@pytest.mark.parametrize("role", [r for r in ACCOUNT_OF if r not in ("platform_admin", "agency_admin")] + ["anonymous"])
+def test_only_admins_create_accounts(client: Any, kernel: Any, bearer: dict[str, dict[str, str]], role: str) -> None:
     before = _count_users(kernel)
     response = client.post(
         "/api/v1/users",

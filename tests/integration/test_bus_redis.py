@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -71,10 +72,10 @@ def no_global_bus() -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def process(db_path: Path, url: str, key: str, **bus_kwargs: float) -> AsyncIterator[tuple[RedisBus, Hub]]:
+async def process(db_path: Path, url: str, key: str, **bus_kwargs: Any) -> AsyncIterator[tuple[RedisBus, Hub]]:
     """One simulated app process: its own Database, RedisBus and Hub, all on the shared file."""
     db = Database(f"sqlite:///{db_path}")
-    bus = RedisBus(url, key, **bus_kwargs)  # type: ignore[arg-type]
+    bus = RedisBus(url, key, **bus_kwargs)
     hub = Hub()
     await bus.start(hub, db)
     assert bus.connected, "the reader did not reach Redis within start()"

@@ -15,9 +15,7 @@ def test_migrated_schema_matches_the_code(database_url: str) -> None:
     db = Database.unpooled(database_url)
     try:
         with db.engine.connect() as conn:
-            diff: list[Any] = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), metadata
-            )
+            diff: list[Any] = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     finally:
         db.dispose()
     assert diff == [], f"models and migrations differ: {diff}"

@@ -46,9 +46,15 @@ class Tx:
     conn: Connection
     callbacks: list[Callable[[], None]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    pre_commit: list[Callable[[Connection], None]] = field(default_factory=list)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once the transaction is durable (never if it rolls back)."""
         self.callbacks.append(fn)
+
+    def before_commit(self, fn: Callable[[Connection], None]) -> None:
+        """Run `fn(conn)` inside the transaction just before it commits (buffered writes flush here)."""
+        self.pre_commit.append(fn)
 
     def execute(self, stmt: Any, params: Any = None) -> sa.CursorResult[Any]:
         return self.conn.execute(stmt, params) if params is not None else self.conn.execute(stmt)
@@ -112,6 +118,8 @@ class Database:
             with conn.begin():
                 tx = Tx(conn)
                 yield tx
+                for flush in tx.pre_commit:
+                    flush(conn)
         _run_callbacks(tx.callbacks)
 
     def run(self, fn: Callable[[Tx], T]) -> T:

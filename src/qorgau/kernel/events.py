@@ -122,9 +122,7 @@ def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     if tx.dialect == "postgresql" and not tx.info.get(_TX_LOCKED):
         tx.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENTS_ADVISORY_LOCK)))
         tx.info[_TX_LOCKED] = True
-    result = tx.execute(
-        events_table.insert().values(topic=topic, payload=body, created_at=utc_now_ms())
-    )
+    result = tx.execute(events_table.insert().values(topic=topic, payload=body, created_at=utc_now_ms()))
     pk = result.inserted_primary_key
     assert pk is not None
     stream_id = int(pk[0])
@@ -149,6 +147,8 @@ def read_events(
     """
     if limit <= 0:
         raise ValueError("limit must be positive")
+    if isinstance(topics, str):
+        topics = [topics]
     if topics is not None and not topics:
         return []
     t = events_table

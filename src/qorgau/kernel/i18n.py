@@ -96,10 +96,19 @@ def negotiate(accept_language: str | None, default: str) -> str:
     return default
 
 
-def format_date(lang: str, value: object) -> str:
+# Kazakhstan has kept one time zone, UTC+5, since 1 March 2024; tzdata names it Asia/Almaty.
+DISPLAY_TIME_ZONE = "Asia/Almaty"
+
+
+def format_ms(lang: str, ms: int) -> str:
+    """A timestamp (ms since the epoch) as local date and time in the reader's language."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
     from babel.dates import format_datetime
 
-    return format_datetime(value, format="medium", locale=Locale.parse(lang))  # type: ignore[arg-type]
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return format_datetime(when, format="medium", tzinfo=ZoneInfo(DISPLAY_TIME_ZONE), locale=Locale.parse(lang))
 
 
 def all_languages() -> Iterable[tuple[str, str]]:

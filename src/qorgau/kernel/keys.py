@@ -44,9 +44,7 @@ def count_sealed(kernel: Kernel) -> int:
     with kernel.db.read() as conn:
         for sc in _REGISTRY:
             col = sc.table.c[sc.column]
-            total += conn.execute(
-                sa.select(sa.func.count()).select_from(sc.table).where(col.is_not(None))
-            ).scalar_one()
+            total += conn.execute(sa.select(sa.func.count()).select_from(sc.table).where(col.is_not(None))).scalar_one()
     return total
 
 
@@ -70,9 +68,7 @@ def rewrap_all(kernel: Kernel, *, page: int = 500, on_progress: Callable[[int], 
             updates = []
             for row_id, blob in rows:
                 if blob_kid(blob) != current:
-                    updates.append(
-                        (row_id, rewrap(kernel.keyring, blob, row_aad(sc.table.name, sc.column, row_id)))
-                    )
+                    updates.append((row_id, rewrap(kernel.keyring, blob, row_aad(sc.table.name, sc.column, row_id))))
 
             def write(tx, updates=updates, sc=sc, col=col, idc=idc) -> None:  # type: ignore[no-untyped-def]
                 for row_id, blob in updates:

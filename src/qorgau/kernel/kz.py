@@ -320,9 +320,7 @@ class Phone:
     @property
     def national(self) -> str:
         """The number as written at home: ``8 (701) 234 5678``."""
-        return phonenumbers.format_number(
-            phonenumbers.parse(self.e164), phonenumbers.PhoneNumberFormat.NATIONAL
-        )
+        return phonenumbers.format_number(phonenumbers.parse(self.e164), phonenumbers.PhoneNumberFormat.NATIONAL)
 
     def __str__(self) -> str:
         return self.e164

@@ -37,6 +37,16 @@ def _scrub(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _Stderr:
+    """Looks up sys.stderr on every write, so redirected stderr (tests, daemons) gets the lines."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info", json_logs: bool = True) -> None:
     """JSON lines on stderr (or console when not JSON), with personal-data keys redacted."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=getattr(logging, level.upper()))
@@ -51,7 +61,7 @@ def configure_logging(level: str = "info", json_logs: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
@@ -102,12 +112,8 @@ class Metrics:
                 labels = f'method="{method}",route="{esc(route)}"'
                 for bound, n in zip(BUCKETS, buckets, strict=False):
                     lines.append(f'qorgau_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {n}')
-                lines.append(
-                    f'qorgau_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {buckets[-1]}'
-                )
-                lines.append(
-                    f"qorgau_http_request_duration_seconds_sum{{{labels}}} {self.hist_sum[(method, route)]}"
-                )
+                lines.append(f'qorgau_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {buckets[-1]}')
+                lines.append(f"qorgau_http_request_duration_seconds_sum{{{labels}}} {self.hist_sum[(method, route)]}")
                 lines.append(f"qorgau_http_request_duration_seconds_count{{{labels}}} {buckets[-1]}")
         for name, value in sorted(extra_gauges.items()):
             lines.append(f"# TYPE {name} gauge")

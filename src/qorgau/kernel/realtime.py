@@ -69,8 +69,8 @@ class Hub:
 
     @property
     def waiting(self) -> int:
-        """How many waiters are registered (an upper bound: timed-out ones are dropped lazily)."""
-        return len(self._waiters) - self._abandoned
+        """How many coroutines are waiting now (counts them: for metrics, not hot paths)."""
+        return sum(1 for w in self._waiters if not w[2].done())
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Bind the hub to `loop` (default: the running loop); waiters must run on that loop."""
@@ -118,7 +118,9 @@ class Hub:
         heap = self._waiters
         while heap and heap[0][0] < latest:
             fut = heapq.heappop(heap)[2]
-            if not fut.done():
+            if fut.done():  # timed out or cancelled earlier
+                self._abandoned = max(0, self._abandoned - 1)
+            else:
                 fut.set_result(latest)
 
     async def wait(self, after: int, timeout: float | None) -> int:
@@ -286,6 +288,7 @@ class RedisBus:
         # Reader task state (event loop only).
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
+        self._stopping = False
         self.connected = False
         self.publish_failures = 0
         self.read_failures = 0
@@ -303,9 +306,7 @@ class RedisBus:
                     self._pending = stream_id
                 if self._pub_thread is None or not self._pub_thread.is_alive():
                     self._closing = False
-                    self._pub_thread = threading.Thread(
-                        target=self._publisher, name="qorgau-bus-publish", daemon=True
-                    )
+                    self._pub_thread = threading.Thread(target=self._publisher, name="qorgau-bus-publish", daemon=True)
                     self._pub_thread.start()
                 self._cond.notify_all()
         except Exception:
@@ -322,18 +323,18 @@ class RedisBus:
                     return
                 target = self._pending
             try:
-                self._sync.xadd(
-                    self.stream_key, {"id": str(target)}, maxlen=self.maxlen, approximate=True
-                )
+                self._sync.xadd(self.stream_key, {"id": str(target)}, maxlen=self.maxlen, approximate=True)
             except Exception as exc:
                 self.publish_failures += 1
                 if not failing:
                     log.warning("bus publish to Redis failed, retrying with backoff: %s", exc)
                 failing = True
-                with self._cond:
+                retry_at = time.monotonic() + backoff * (0.5 + random.random())
+                with self._cond:  # new publishes only raise `_pending`; they do not cut the backoff
+                    while not self._closing and (remaining := retry_at - time.monotonic()) > 0:
+                        self._cond.wait(remaining)
                     if self._closing:  # shutting down: the database still has the events
                         return
-                    self._cond.wait(backoff * (0.5 + random.random()))  # noqa: S311
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             if failing:
@@ -379,6 +380,7 @@ class RedisBus:
         if db is not None:
             hub.notify(await asyncio.to_thread(_db_latest, db))
         self._ready = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.create_task(self._reader(hub, db), name="qorgau-bus-reader")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ready_timeout):
@@ -387,10 +389,16 @@ class RedisBus:
     async def stop(self, timeout: float = 2.0) -> None:
         """Cancel the reader task, flush pending publishes (up to `timeout`), close connections."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Python 3.11's asyncio.wait_for (used inside redis-py) can swallow a cancellation that
+            # races with a completed write, so cancel until the task is really done; the reader also
+            # checks `_stopping` between reads (each XREAD blocks at most `block_ms`).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.2)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("bus reader ended with an error: %s", task.exception())
         self.connected = False
         await asyncio.to_thread(self._stop_publisher, timeout)
         self._sync.connection_pool.disconnect()
@@ -416,7 +424,7 @@ class RedisBus:
         last_id: str | None = None  # None: (re)connect, pin the stream position, re-read the database
         next_reconcile = time.monotonic() + self.reconcile_interval
         try:
-            while True:
+            while not self._stopping:
                 try:
                     if client is None:
                         client = self._reader_client()
@@ -434,9 +442,7 @@ class RedisBus:
                         backoff = 0.1
                         if self._ready is not None:
                             self._ready.set()
-                    response = await client.xread(
-                        {self.stream_key: last_id}, count=1000, block=self.block_ms
-                    )
+                    response = await client.xread({self.stream_key: last_id}, count=1000, block=self.block_ms)
                     top = 0
                     for entry_id, fields in _entries(response):
                         last_id = entry_id
@@ -458,7 +464,7 @@ class RedisBus:
                         with contextlib.suppress(Exception):
                             await client.aclose()
                         client = None
-                    await asyncio.sleep(backoff * (0.5 + random.random()))  # noqa: S311
+                    await asyncio.sleep(backoff * (0.5 + random.random()))
                     backoff = min(backoff * 2, self.max_backoff)
         finally:
             self.connected = False

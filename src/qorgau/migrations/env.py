@@ -13,9 +13,7 @@ config = context.config
 def run_migrations_online() -> None:
     db = Database.unpooled(config.get_main_option("sqlalchemy.url") or "")
     with db.engine.connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True
-        )
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
     db.dispose()

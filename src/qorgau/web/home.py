@@ -19,9 +19,7 @@ class Section:
 
 
 SECTIONS: list[Section] = [
-    Section(
-        "messenger", N_("Messenger"), N_("Chats, official letters and government notices"), None, "home.view"
-    ),
+    Section("messenger", N_("Messenger"), N_("Chats, official letters and government notices"), None, "home.view"),
     Section("reports", N_("Citizen reports"), N_("Reports to the police and regulators"), None, "home.view"),
     Section(
         "consent",

@@ -68,9 +68,7 @@ def request_lang(request: Request[Any, Any, Any]) -> str:
         if cookie in i18n.LANGUAGES:
             lang = cookie
     if lang is None:
-        lang = i18n.negotiate(
-            request.headers.get("accept-language"), kernel_of(request).settings.default_language
-        )
+        lang = i18n.negotiate(request.headers.get("accept-language"), kernel_of(request).settings.default_language)
     request.scope["qorgau_lang"] = lang  # type: ignore[typeddict-unknown-key]
     return lang
 
@@ -150,6 +148,4 @@ def session_cookie(request: Request[Any, Any, Any], token: str | None) -> Cookie
 def after_request_cookies(request: Request[Any, Any, Any], response: Response[Any]) -> None:
     pre = request.scope.get("qorgau_new_pre")
     if pre:
-        response.set_cookie(
-            PRE_COOKIE, pre, httponly=True, samesite="lax", secure=cookie_secure(request), path="/"
-        )
+        response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="lax", secure=cookie_secure(request), path="/")

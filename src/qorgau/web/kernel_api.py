@@ -48,9 +48,7 @@ def me(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/api/v1/auth/tokens", sync_to_thread=True)
 def list_tokens(request: Request[Any, Any, Any]) -> dict[str, Any]:
     tokens = auth.list_api_tokens(ctx_of(request))
-    return {
-        "tokens": [msgspec.structs.asdict(t) if isinstance(t, msgspec.Struct) else t.__dict__ for t in tokens]
-    }
+    return {"tokens": [msgspec.structs.asdict(t) if isinstance(t, msgspec.Struct) else t.__dict__ for t in tokens]}
 
 
 @post("/api/v1/auth/tokens", sync_to_thread=True, status_code=201)

@@ -63,9 +63,7 @@ def login_submit(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     except Problem as problem:
         if problem.code == "auth.invalid_credentials":
             throttle.failure(client_key)
-        page = render(
-            request, "login.html", status_code=problem.status or 400, next=target, error=problem, login=login
-        )
+        page = render(request, "login.html", status_code=problem.status or 400, next=target, error=problem, login=login)
         page.headers.update(problem.headers)
         return page
     throttle.success(client_key)
@@ -133,9 +131,7 @@ def switch_language(request: Request[Any, Any, Any], data: Form) -> Response[Any
 def account_page(request: Request[Any, Any, Any]) -> Response[str]:
     ctx = ctx_of(request)
     tokens = auth.list_api_tokens(ctx)
-    identity = (
-        auth.citizen_identity(ctx.kernel, ctx.actor) if ctx.actor and ctx.actor.role == Role.CITIZEN else None
-    )
+    identity = auth.citizen_identity(ctx.kernel, ctx.actor) if ctx.actor and ctx.actor.role == Role.CITIZEN else None
     return render(request, "account.html", tokens=tokens, new_token=None, identity=identity)
 
 

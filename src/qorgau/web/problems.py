@@ -26,9 +26,7 @@ def to_problem(exc: Exception) -> Problem:
         first = extra[0] if extra and isinstance(extra[0], dict) else {}
         field_name = first.get("key")
         source = first.get("source")
-        code = (
-            "validation.parameter" if source in ("query", "path", "header", "cookie") else "validation.field"
-        )
+        code = "validation.parameter" if source in ("query", "path", "header", "cookie") else "validation.field"
         if not field_name and "body" in str(exc.detail).lower():
             code = "validation.body"
         return Problem(code, field=field_name, detail=first.get("message") or None, status=400)
@@ -66,9 +64,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     problem = to_problem(exc)
     if problem.code == "internal":
         # Only the exception type and route: messages and locals can carry personal data.
-        log.error(
-            "unhandled", error=type(exc).__name__, route=request.scope.get("path_template"), exc_info=False
-        )
+        log.error("unhandled", error=type(exc).__name__, route=request.scope.get("path_template"), exc_info=False)
     try:
         lang = request_lang(request)
     except Exception:
@@ -80,9 +76,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
                 from litestar.response import Redirect
 
                 return Redirect(path=f"/login?next={request.url.path}")
-            return render(
-                request, "error.html", status_code=status, problem=problem, title=problem.title(lang)
-            )
+            return render(request, "error.html", status_code=status, problem=problem, title=problem.title(lang))
         except Exception as render_exc:  # never fail while reporting a failure
             log.error("error_page_failed", error=type(render_exc).__name__)
     return Response(

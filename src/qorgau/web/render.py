@@ -57,14 +57,13 @@ def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "role_label": role_label,
         "kind_label": kind_label,
         "csrf_token": csrf_for(request),
+        "format_ms": lambda ms: i18n.format_ms(lang, ms),
         "path": request.url.path,
         "query_string": request.url.query,
     }
 
 
-def render(
-    request: Request[Any, Any, Any], template: str, *, status_code: int = 200, **context: Any
-) -> Response[str]:
+def render(request: Request[Any, Any, Any], template: str, *, status_code: int = 200, **context: Any) -> Response[str]:
     """Render a page with the layout's context (language, actor, CSRF token)."""
     ctx = page_context(request)
     ctx.update(context)

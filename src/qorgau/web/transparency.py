@@ -48,9 +48,7 @@ def transparency(request: Request[Any, Any, Any], index: str | None = None) -> R
                 "entry_b64": _b64(leaf),
                 "leaf_hash": _b64(leaf_hash),
                 "path": [_b64(p) for p in path],
-                "verified": merkle.verify_inclusion(
-                    leaf_hash, leaf_index, head.tree_size, path, head.root_hash
-                ),
+                "verified": merkle.verify_inclusion(leaf_hash, leaf_index, head.tree_size, path, head.root_hash),
             }
     return render(
         request,

@@ -330,9 +330,7 @@ def test_save_keyring_atomic_0600(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["keyring.json"]
 
 
-def test_load_or_create_does_not_clobber_a_racing_creator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_or_create_does_not_clobber_a_racing_creator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "keyring.json"
     winner = KeyRing.generate()
     real_link = os.link

@@ -10,9 +10,7 @@ import sqlalchemy as sa
 
 from qorgau.kernel.db import Database, GroupCommitWriter, Tx
 
-counter = sa.Table(
-    "counter", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer)
-)
+counter = sa.Table("counter", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer))
 
 
 @pytest.fixture
@@ -53,9 +51,7 @@ def test_a_failing_job_does_not_fail_its_batch_neighbours(db: Database) -> None:
     writer = GroupCommitWriter(db, window=0.05)
     writer.start()
     db.run(lambda tx: tx.execute(counter.insert().values(id=1, n=1)))
-    good = [
-        writer.submit(lambda tx, i=i: tx.execute(counter.insert().values(id=100 + i, n=i))) for i in range(5)
-    ]
+    good = [writer.submit(lambda tx, i=i: tx.execute(counter.insert().values(id=100 + i, n=i))) for i in range(5)]
     bad = writer.submit(lambda tx: tx.execute(counter.insert().values(id=1, n=2)))  # duplicate key
     for fut in good:
         fut.result(timeout=10)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -364,3 +366,53 @@ def test_make_bus() -> None:
     assert redis_bus.stream_key == "qorgau:events"
     with pytest.raises(ValueError):
         make_bus("kafka://nope")
+
+
+# -- PostgreSQL: commit order equals stream-id order ------------------------------------------------
+
+
+@pytest.fixture
+def pg_db() -> Iterator[Database]:
+    url = os.environ.get("QORGAU_TEST_DATABASE_URL", "").strip()
+    if not url.startswith("postgresql"):
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail("QORGAU_TEST_DATABASE_URL is not set (required when CI=true)")
+        pytest.skip("QORGAU_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+    schema = f"test_events_{uuid.uuid4().hex[:12]}"
+    admin = Database.unpooled(url)
+    with admin.engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    database = Database(f"{url}{sep}options=-csearch_path%3D{schema}", pool_size=4)
+    try:
+        events.metadata.create_all(database.engine, tables=[events_table])
+        yield database
+    finally:
+        database.dispose()
+        with admin.engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_later_id_never_commits_first(pg_db: Database, no_bus: None) -> None:
+    """A reader resuming "after N" must never skip an id that commits after N+1 became visible."""
+    first_emitted = threading.Event()
+    first_id: list[int] = []
+
+    def slow_writer() -> None:
+        with pg_db.transaction() as tx:
+            first_id.append(emit(tx, "slow"))
+            first_emitted.set()
+            time.sleep(0.3)
+
+    slow = threading.Thread(target=slow_writer)
+    slow.start()
+    assert first_emitted.wait(5)
+    with pg_db.transaction() as tx:  # waits for the slow transaction to commit
+        second = emit(tx, "fast")
+    with pg_db.read() as conn:
+        visible = [e.stream_id for e in read_events(conn, 0)]
+    slow.join()
+    assert second > first_id[0]
+    assert visible == [first_id[0], second]  # the earlier id was committed before the later one

@@ -286,11 +286,7 @@ def test_bin_checksum_property(prefix: str) -> None:
 def test_classify_is_consistent(value: str) -> None:
     kind = kz.classify_identifier(value, today=TODAY)
     assert kind == (
-        "iin"
-        if kz.is_valid_iin(value, today=TODAY)
-        else "bin"
-        if kz.is_valid_bin(value, today=TODAY)
-        else None
+        "iin" if kz.is_valid_iin(value, today=TODAY) else "bin" if kz.is_valid_bin(value, today=TODAY) else None
     )
     # An IIN and a BIN are told apart by the 5th digit, so never both.
     assert not (kz.is_valid_iin(value, today=TODAY) and kz.is_valid_bin(value, today=TODAY))

@@ -187,9 +187,7 @@ def test_parse_entry_round_trip_and_strictness() -> None:
     text = b.decode()
     bad = [
         text.replace(",", ", "),  # whitespace
-        text.replace(
-            '{"action":"open","actor":"user:5f2b",', '{"actor":"user:5f2b","action":"open",'
-        ),  # key order
+        text.replace('{"action":"open","actor":"user:5f2b",', '{"actor":"user:5f2b","action":"open",'),  # key order
         text + "\n",
         text.replace('"b":[1,"x"]', '"b":[1.0,"x"]'),  # float literal
         text.replace('"b":[1,"x"]', '"b":[1e0,"x"]'),
@@ -226,9 +224,7 @@ json_values = st.recursive(
     json_scalars,
     lambda inner: (
         st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.text(st.characters(exclude_categories=("Cs", "Nd")), max_size=8), inner, max_size=4
-        )
+        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs", "Nd")), max_size=8), inner, max_size=4)
     ),
     max_leaves=20,
 )
@@ -236,9 +232,7 @@ json_values = st.recursive(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    obj=st.dictionaries(
-        st.text(st.characters(exclude_categories=("Cs", "Nd")), max_size=8), json_values, max_size=5
-    ),
+    obj=st.dictionaries(st.text(st.characters(exclude_categories=("Cs", "Nd")), max_size=8), json_values, max_size=5),
     at=st.datetimes(timezones=st.just(UTC)),
 )
 def test_make_parse_round_trip(obj: dict[str, Any], at: datetime) -> None:

@@ -236,8 +236,7 @@ def test_known_roots(size: int, ct_tree: MemoryTree) -> None:
 
 def test_known_root_of_eight() -> None:
     assert (
-        root([leaf_hash(x) for x in LEAVES]).hex()
-        == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        root([leaf_hash(x) for x in LEAVES]).hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
     )
 
 
@@ -255,9 +254,7 @@ def test_known_perfect_nodes(ct_tree: MemoryTree) -> None:
 def test_known_inclusion(index: int, size: int, path: list[str], ct_tree: MemoryTree) -> None:
     assert ct_tree.inclusion_proof(index, size) == hx(path)
     assert verify_inclusion(leaf_hash(LEAVES[index]), index, size, hx(path), bytes.fromhex(ROOTS[size]))
-    assert not verify_inclusion(
-        leaf_hash(LEAVES[index]), index, size, hx(path), bytes.fromhex(ROOTS[size - 1])
-    )
+    assert not verify_inclusion(leaf_hash(LEAVES[index]), index, size, hx(path), bytes.fromhex(ROOTS[size - 1]))
 
 
 @pytest.mark.parametrize(("first", "second", "path"), CONSISTENCY_VECTORS)

@@ -174,15 +174,11 @@ def test_round_trip_and_tampering() -> None:
     forged_line = note.split("\n")[-3]
     sig = base64.b64decode(forged_line.split(" ")[2])
     other_sig = impostor.sign(b"hello\n\nworld\n")
-    forged = (
-        "hello\n\nworld\n\n— qorgau.example/ledger " + base64.b64encode(sig[:4] + other_sig).decode() + "\n"
-    )
+    forged = "hello\n\nworld\n\n— qorgau.example/ledger " + base64.b64encode(sig[:4] + other_sig).decode() + "\n"
     with pytest.raises(NoteError, match="invalid signature"):
         open_note(forged, [va])
     # Wrong key hash on a genuine signature: the line no longer names a known key.
-    rehashed = (
-        "hello\n\nworld\n\n— qorgau.example/ledger " + base64.b64encode(b"\0\0\0\0" + sig[4:]).decode() + "\n"
-    )
+    rehashed = "hello\n\nworld\n\n— qorgau.example/ledger " + base64.b64encode(b"\0\0\0\0" + sig[4:]).decode() + "\n"
     with pytest.raises(NoteError, match="no verifiable"):
         open_note(rehashed, [va])
     # Wrong name with the right key hash: unknown too.

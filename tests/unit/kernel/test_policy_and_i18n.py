@@ -8,9 +8,7 @@ from qorgau.kernel.auth.roles import Actor, Role
 from qorgau.kernel.auth.throttle import ClientThrottle, lockout_seconds
 
 
-def actor(
-    role: Role, agency: str | None = "a1", scopes: frozenset[str] = frozenset(), via: str = "session"
-) -> Actor:
+def actor(role: Role, agency: str | None = "a1", scopes: frozenset[str] = frozenset(), via: str = "session") -> Actor:
     return Actor("u1", "user", role, "User", agency, via=via, scopes=scopes)
 
 

@@ -21,6 +21,7 @@ from qorgau.kernel.context import Ctx, Kernel
 from qorgau.kernel.crypto import row_aad, seal_text, unseal_text
 from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.kernel.errors import Problem, invalid
+from qorgau.kernel.events import emit
 
 TOKEN_PREFIX = "qg_"  # noqa: S105 - a public prefix that makes leaked tokens easy to scan for
 
@@ -152,6 +153,7 @@ def create_agency_tx(
         subject=None,
         obj={"agency": agency_id, "code": code, "kind": kind.value, "region": region_code},
     )
+    emit(tx, "agency.created", {"agency": agency_id})
     return agency_id
 
 
@@ -163,9 +165,7 @@ def do_create_agency(
     if ctx is not None:
         require(actor, "agencies.manage")
     return kernel.db.run(
-        lambda tx: create_agency_tx(
-            tx, kernel, code=code, names=names, kind=kind, region_code=region_code, actor=actor
-        )
+        lambda tx: create_agency_tx(tx, kernel, code=code, names=names, kind=kind, region_code=region_code, actor=actor)
     )
 
 
@@ -174,16 +174,12 @@ def do_create_agency(
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise Problem(
-            "auth.weak_password", field="password", detail=f"at least {MIN_PASSWORD_LENGTH} characters"
-        )
+        raise Problem("auth.weak_password", field="password", detail=f"at least {MIN_PASSWORD_LENGTH} characters")
 
 
 def _check_username(username: str) -> str:
     username = username.strip().lower()
-    if not (3 <= len(username) <= 64) or not all(
-        c.isascii() and (c.isalnum() or c in "._-") for c in username
-    ):
+    if not (3 <= len(username) <= 64) or not all(c.isascii() and (c.isalnum() or c in "._-") for c in username):
         raise invalid("username", "3–64 characters: latin letters, digits, '.', '_' or '-'")
     return username
 
@@ -243,14 +239,13 @@ def do_create_user(
             subject=kernel.subject_ref("account", user_id),
             obj={"role": role.value, "agency": agency_id},
         )
+        emit(tx, "account.created", {"account": user_id})
         return user_id
 
     return kernel.db.run(write)
 
 
-def do_sign_up_citizen(
-    kernel: Kernel, *, iin: str, phone: str, password: str, display_name: str | None = None
-) -> str:
+def do_sign_up_citizen(kernel: Kernel, *, iin: str, phone: str, password: str, display_name: str | None = None) -> str:
     """A citizen opens an account with IIN (checksum validated) and a Kazakh phone number."""
     try:
         parsed_iin = kz.validate_iin(iin)
@@ -277,9 +272,7 @@ def do_sign_up_citizen(
                 password_hash=pw_hash,
                 iin_hash=iin_hash,
                 iin_enc=seal_text(kernel.keyring, parsed_iin.value, row_aad("users", "iin_enc", user_id)),
-                phone_enc=seal_text(
-                    kernel.keyring, parsed_phone.e164, row_aad("users", "phone_enc", user_id)
-                ),
+                phone_enc=seal_text(kernel.keyring, parsed_phone.e164, row_aad("users", "phone_enc", user_id)),
                 created_at=utc_now_ms(),
             )
         )
@@ -291,6 +284,7 @@ def do_sign_up_citizen(
             subject=kernel.subject_ref("iin", parsed_iin.value),
             obj={"role": "citizen"},
         )
+        emit(tx, "account.created", {"account": user_id})
         return user_id
 
     return kernel.db.run(write)
@@ -359,6 +353,7 @@ def do_set_role(ctx: Ctx | None, kernel: Kernel, *, username: str, role: Role | 
             subject=kernel.subject_ref("account", row.id),
             obj={"from": row.role, "to": role.value},
         )
+        emit(tx, "account.role_changed", {"account": row.id})
 
     kernel.db.run(write)
 
@@ -395,9 +390,7 @@ def authenticate(kernel: Kernel, login: str, password: str, *, now_ms: int | Non
             s = kernel.settings
 
             def fail(tx: Tx) -> None:
-                current = tx.execute(
-                    sa.select(t.users.c.failed_logins).where(t.users.c.id == row.id)
-                ).scalar_one()
+                current = tx.execute(sa.select(t.users.c.failed_logins).where(t.users.c.id == row.id)).scalar_one()
                 failures = current + 1
                 over = failures - s.login_max_failures
                 values: dict[str, Any] = {"failed_logins": failures}
@@ -431,9 +424,7 @@ def do_sign_in(kernel: Kernel, login: str, password: str) -> SignIn:
 
     def write(tx: Tx) -> None:
         tx.execute(
-            t.sessions.insert().values(
-                id_hash=_digest(token), user_id=row.id, created_at=now, expires_at=now + ttl
-            )
+            t.sessions.insert().values(id_hash=_digest(token), user_id=row.id, created_at=now, expires_at=now + ttl)
         )
         # Clear out expired sessions opportunistically; an index on expires_at keeps this cheap.
         tx.execute(t.sessions.delete().where(t.sessions.c.expires_at < now))
@@ -443,9 +434,7 @@ def do_sign_in(kernel: Kernel, login: str, password: str) -> SignIn:
 
 
 def do_sign_out(kernel: Kernel, session_token: str) -> None:
-    kernel.db.run(
-        lambda tx: tx.execute(t.sessions.delete().where(t.sessions.c.id_hash == _digest(session_token)))
-    )
+    kernel.db.run(lambda tx: tx.execute(t.sessions.delete().where(t.sessions.c.id_hash == _digest(session_token))))
 
 
 def resolve_session(kernel: Kernel, session_token: str) -> Actor | None:
@@ -465,9 +454,7 @@ def resolve_session(kernel: Kernel, session_token: str) -> Actor | None:
 
 
 def do_set_locale(kernel: Kernel, actor: Actor, lang: str) -> None:
-    kernel.db.run(
-        lambda tx: tx.execute(t.users.update().where(t.users.c.id == actor.user_id).values(locale=lang))
-    )
+    kernel.db.run(lambda tx: tx.execute(t.users.update().where(t.users.c.id == actor.user_id).values(locale=lang)))
 
 
 def csrf_token(secret: bytes, binding: str) -> str:
@@ -518,13 +505,9 @@ def list_api_tokens(ctx: Ctx) -> list[ApiTokenView]:
     actor = require(ctx.actor, "account.manage_tokens")
     with ctx.kernel.db.read() as conn:
         rows = conn.execute(
-            sa.select(t.api_tokens)
-            .where(t.api_tokens.c.user_id == actor.user_id)
-            .order_by(t.api_tokens.c.created_at)
+            sa.select(t.api_tokens).where(t.api_tokens.c.user_id == actor.user_id).order_by(t.api_tokens.c.created_at)
         ).all()
-    return [
-        ApiTokenView(r.id, r.name, r.scopes.split(), r.created_at, r.last_used_at, r.revoked_at) for r in rows
-    ]
+    return [ApiTokenView(r.id, r.name, r.scopes.split(), r.created_at, r.last_used_at, r.revoked_at) for r in rows]
 
 
 def do_revoke_api_token(ctx: Ctx, token_id: str) -> None:

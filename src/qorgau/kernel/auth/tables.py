@@ -45,9 +45,7 @@ sessions = sa.Table(
     "sessions",
     metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),
-    sa.Column(
-        "user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
 )
@@ -56,9 +54,7 @@ api_tokens = sa.Table(
     "api_tokens",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column(
-        "user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("scopes", sa.String(500), nullable=False),

@@ -20,9 +20,7 @@ class _Slot:
 class ClientThrottle:
     """Locks a client out after `max_failures`, doubling the lockout on every further failure."""
 
-    def __init__(
-        self, max_failures: int, base_seconds: int, max_seconds: int, capacity: int = 100_000
-    ) -> None:
+    def __init__(self, max_failures: int, base_seconds: int, max_seconds: int, capacity: int = 100_000) -> None:
         self.max_failures = max_failures
         self.base_seconds = base_seconds
         self.max_seconds = max_seconds

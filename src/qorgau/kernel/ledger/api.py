@@ -44,9 +44,7 @@ def _int(name: str, raw: str | None, *, default: int | None = None, minimum: int
             return default
         raise Problem("validation.parameter", field=name, detail=f"{name} is required")
     if not _DIGITS.fullmatch(raw) or int(raw) > MAX_INT64:
-        raise Problem(
-            "validation.parameter", field=name, detail=f"{name} must be a decimal integer from 0 to 2^63-1"
-        )
+        raise Problem("validation.parameter", field=name, detail=f"{name} must be a decimal integer from 0 to 2^63-1")
     value = int(raw)
     if value < minimum:
         raise Problem("validation.parameter", field=name, detail=f"{name} must be at least {minimum}")
@@ -113,7 +111,7 @@ def ledger_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"keys": [_key_json(k) for k in published]}
 
 
-@get(f"{PREFIX}/checkpoint", sync_to_thread=True, media_type="text/plain; charset=utf-8")
+@get(f"{PREFIX}/checkpoint", sync_to_thread=True, media_type="text/plain")  # Litestar adds "; charset=utf-8"
 def checkpoint(request: Request[Any, Any, Any]) -> str:
     """The latest signed checkpoint (C2SP tlog-checkpoint signed note)."""
     return _signed(_ledger(request)).checkpoint
@@ -126,9 +124,7 @@ def tree_head(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @get(f"{PREFIX}/tree-heads", sync_to_thread=True)
-def tree_heads(
-    request: Request[Any, Any, Any], after: str | None = None, limit: str | None = None
-) -> dict[str, Any]:
+def tree_heads(request: Request[Any, Any, Any], after: str | None = None, limit: str | None = None) -> dict[str, Any]:
     """Signed heads with ``tree_size > after`` (from the first when absent), oldest first."""
     after_size = None if after in (None, "") else _int("after", after)
     count = _int("limit", limit, default=DEFAULT_HEADS, minimum=1)
@@ -140,9 +136,7 @@ def tree_heads(
 
 
 @get(f"{PREFIX}/entries", sync_to_thread=True)
-def entries(
-    request: Request[Any, Any, Any], start: str | None = None, end: str | None = None
-) -> dict[str, Any]:
+def entries(request: Request[Any, Any, Any], start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """Entries ``start..end`` (inclusive); may stop early (at most 1,000, never past the signed size)."""
     first = _int("start", start)
     last = _int("end", end)
@@ -179,17 +173,13 @@ def inclusion(
     if size > signed:
         raise _out_of_range("tree_size", f"tree_size must be at most the signed tree size {signed}")
     if index >= size:
-        raise _out_of_range(
-            "leaf_index" if hash in (None, "") else "hash", "the leaf is not in a tree of this size"
-        )
+        raise _out_of_range("leaf_index" if hash in (None, "") else "hash", "the leaf is not in a tree of this size")
     path = ledger.inclusion_proof(index, size)
     return {"leaf_index": index, "tree_size": size, "inclusion_path": [_b64(p) for p in path]}
 
 
 @get(f"{PREFIX}/proof/consistency", sync_to_thread=True)
-def consistency(
-    request: Request[Any, Any, Any], first: str | None = None, second: str | None = None
-) -> dict[str, Any]:
+def consistency(request: Request[Any, Any, Any], first: str | None = None, second: str | None = None) -> dict[str, Any]:
     """PROOF(first, D[second]) for ``0 < first <= second <= signed size``."""
     m = _int("first", first, minimum=1)
     n = _int("second", second, minimum=1)

@@ -2,9 +2,13 @@
 
 Appends are cheap: one leaf row plus the perfect-subtree nodes the leaf completes (one on average),
 computed from the right edge of the tree, which each process caches and re-validates against the
-database inside the appending transaction (another process may have appended since).  On
-PostgreSQL the append takes the deployment's write-ordering advisory lock (the one the event outbox
-takes, so the two can never deadlock); on SQLite ``BEGIN IMMEDIATE`` already serialises writers.
+database inside the appending transaction (another process may have appended since).  The rows of
+all appends of one transaction are inserted together just before it commits (``Tx.before_commit``),
+so a group-commit batch of N appends costs two multi-row inserts.
+On PostgreSQL the first append of a transaction takes the deployment's write-ordering advisory lock
+(the one the event outbox takes, so the two can never deadlock); on SQLite ``BEGIN IMMEDIATE``
+already serialises writers.  Do not append inside a SAVEPOINT that may roll back on its own: the
+entry would still be written (the transaction, not the savepoint, is the unit).
 
 Reads (roots, proofs) fetch the O(log n) nodes they need in one query and fold them with
 :mod:`qorgau.kernel.ledger.merkle`.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -123,38 +128,58 @@ class _Pending:
         self.entries, self.nodes = [], []
 
 
-def _fetch_nodes(conn: Connection, coords: Iterable[tuple[int, int]]) -> merkle.NodeMap:
-    """The hashes of the given perfect subtrees, in one query (level 0 comes from the leaves)."""
-    leaves: list[int] = []
-    inner: list[tuple[int, int]] = []
-    for level, index in set(coords):
-        if level:
-            inner.append((level, index))
-        else:
-            leaves.append(index)
+@functools.lru_cache(maxsize=256)
+def _nodes_query(with_leaves: bool, inner: int) -> sa.CompoundSelect[Any] | sa.Select[Any]:
+    """The statement fetching leaf hashes (``:leaves``) and ``inner`` nodes (``:lv<i>``, ``:ix<i>``).
+
+    Built once per shape: a proof's statement then costs no construction, only execution.
+    """
     parts: list[sa.Select[Any]] = []
-    if leaves:
+    if with_leaves:
         parts.append(
             sa.select(
                 sa.literal(0, sa.Integer).label("level"),
                 ledger_entries.c.leaf_index.label("node_index"),
                 ledger_entries.c.leaf_hash.label("hash"),
-            ).where(ledger_entries.c.leaf_index.in_(leaves))
+            ).where(ledger_entries.c.leaf_index.in_(sa.bindparam("leaves", expanding=True)))
         )
     if inner:
         # An OR of primary-key equalities: both engines turn it into index lookups, which a
         # row-value IN is not on SQLite.
-        inner.sort()
         parts.append(
             sa.select(ledger_nodes.c.level, ledger_nodes.c.node_index, ledger_nodes.c.hash).where(
-                sa.or_(*(sa.and_(ledger_nodes.c.level == lv, ledger_nodes.c.node_index == ix) for lv, ix in inner))
+                sa.or_(
+                    *(
+                        sa.and_(
+                            ledger_nodes.c.level == sa.bindparam(f"lv{i}", type_=sa.SmallInteger),
+                            ledger_nodes.c.node_index == sa.bindparam(f"ix{i}", type_=sa.BigInteger),
+                        )
+                        for i in range(inner)
+                    )
+                )
             )
         )
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
+
+
+def _fetch_nodes(conn: Connection, coords: Iterable[tuple[int, int]]) -> merkle.NodeMap:
+    """The hashes of the given perfect subtrees, in one query (level 0 comes from the leaves)."""
+    leaves: list[int] = []
+    params: dict[str, Any] = {}
+    inner = 0
+    for level, index in sorted(set(coords)):
+        if level:
+            params[f"lv{inner}"] = level
+            params[f"ix{inner}"] = index
+            inner += 1
+        else:
+            leaves.append(index)
     found = merkle.NodeMap()
-    if not parts:
+    if not leaves and not inner:
         return found
-    query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-    for level, index, h in conn.execute(query):
+    if leaves:
+        params["leaves"] = leaves
+    for level, index, h in conn.execute(_nodes_query(bool(leaves), inner), params):
         found[(int(level), int(index))] = bytes(h)
     return found
 
@@ -253,7 +278,7 @@ class Ledger:
         tx.info[_TX_STATE] = pending
         # The rows are written in two multi-row inserts just before the transaction commits, which
         # costs a fraction of one insert per append; the caller's transaction stays the unit.
-        sa.event.listen(tx.conn, "commit", pending.flush, once=True)
+        tx.before_commit(pending.flush)
         tx.after_commit(lambda: self._remember(edge))
         return pending
 
@@ -340,10 +365,10 @@ class Ledger:
         return self._fold([merkle.subtree_layout(0, size)])[0]
 
     def keys(self) -> list[KeyInfo]:
-        """Every note-signing key ever used, oldest first."""
+        """Every note-signing key ever used, oldest first; the current key is last."""
         with self._db.read() as conn:
-            rows = conn.execute(sa.select(ledger_keys).order_by(ledger_keys.c.valid_from, ledger_keys.c.key_hash))
-            return [_key_info(row) for row in rows]
+            found = [_key_info(row) for row in conn.execute(sa.select(ledger_keys))]
+        return sorted(found, key=lambda k: (k.valid_until is None, k.valid_from, k.valid_until or 0, k.key_hash))
 
     # ------------------------------------------------------------------ signing
 

@@ -239,9 +239,7 @@ def consistency_proof(src: NodeSource, first: int, second: int) -> list[bytes]:
     return [_fold(src, g) for g in consistency_layout(first, second)]
 
 
-def batch_levels(
-    src: NodeSource, size: int, new_leaf_hashes: Iterable[bytes]
-) -> list[tuple[int, int, bytes]]:
+def batch_levels(src: NodeSource, size: int, new_leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
     """Perfect-subtree nodes completed by appending ``new_leaf_hashes`` at ``size``.
 
     Returns ``(level, index, hash)`` for every node that becomes complete,
@@ -372,9 +370,7 @@ def _as_path(path: object) -> list[bytes] | None:
     return out
 
 
-def root_from_inclusion(
-    leaf_hash: bytes, leaf_index: int, tree_size: int, path: Sequence[bytes]
-) -> bytes | None:
+def root_from_inclusion(leaf_hash: bytes, leaf_index: int, tree_size: int, path: Sequence[bytes]) -> bytes | None:
     """Root implied by an inclusion proof, or None if the proof is malformed."""
     _check_int("leaf_index", leaf_index)
     _check_int("tree_size", tree_size)
@@ -408,18 +404,14 @@ def root_from_inclusion(
     return r
 
 
-def verify_inclusion(
-    leaf_hash: bytes, leaf_index: int, tree_size: int, path: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf_hash: bytes, leaf_index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 §2.1.3.2: does ``path`` prove the leaf at ``leaf_index`` under ``root``?"""
     computed = root_from_inclusion(leaf_hash, leaf_index, tree_size, path)
     expected = _as_hash(root)
     return computed is not None and expected is not None and hmac.compare_digest(computed, expected)
 
 
-def _consistency_roots(
-    first: int, second: int, first_root: bytes, path: Sequence[bytes]
-) -> tuple[bytes, bytes] | None:
+def _consistency_roots(first: int, second: int, first_root: bytes, path: Sequence[bytes]) -> tuple[bytes, bytes] | None:
     """(fr, sr) of RFC 9162 §2.1.4.2 for ``0 < first < second``, or None."""
     proof = _as_path(path)
     # 1. An empty consistency_path fails.
@@ -484,9 +476,7 @@ def root_from_consistency(first: int, second: int, first_root: bytes, path: Sequ
     return roots[1]
 
 
-def verify_consistency(
-    first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]
-) -> bool:
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]) -> bool:
     """RFC 9162 §2.1.4.2: is the tree (second, second_root) an extension of (first, first_root)?
 
     ``first == second`` verifies iff the path is empty and the roots are equal.

@@ -203,9 +203,7 @@ class HttpSource:
         return self._path(self._get("proof/consistency", first=first, second=second), "consistency_path")
 
     def inclusion(self, leaf_index: int, tree_size: int) -> list[bytes]:
-        return self._path(
-            self._get("proof/inclusion", leaf_index=leaf_index, tree_size=tree_size), "inclusion_path"
-        )
+        return self._path(self._get("proof/inclusion", leaf_index=leaf_index, tree_size=tree_size), "inclusion_path")
 
 
 class DatabaseSource:
@@ -220,8 +218,7 @@ class DatabaseSource:
 
     def tree_heads(self, after: int | None, limit: int) -> list[HeadRecord]:
         return [
-            HeadRecord(h.tree_size, h.root_hash, h.timestamp_ms, h.checkpoint)
-            for h in self.ledger.heads(after, limit)
+            HeadRecord(h.tree_size, h.root_hash, h.timestamp_ms, h.checkpoint) for h in self.ledger.heads(after, limit)
         ]
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
@@ -231,9 +228,7 @@ class DatabaseSource:
         try:
             return self.ledger.consistency_proof(first, second)
         except Problem as exc:
-            raise LedgerMismatch(
-                f"the database cannot prove consistency {first} -> {second}: {exc.detail}"
-            ) from None
+            raise LedgerMismatch(f"the database cannot prove consistency {first} -> {second}: {exc.detail}") from None
 
     def inclusion(self, leaf_index: int, tree_size: int) -> list[bytes]:
         try:
@@ -266,9 +261,7 @@ def _verifiers(source: Source, trusted_keys: list[str] | None) -> list[note.Veri
             try:
                 out.append(note.Verifier.from_string(vkey))
             except note.NoteError as exc:
-                raise LedgerMismatch(
-                    f"the trusted key {vkey!r} is not a valid note verifier key: {exc}"
-                ) from None
+                raise LedgerMismatch(f"the trusted key {vkey!r} is not a valid note verifier key: {exc}") from None
         return out
     published = source.keys()
     if not published:
@@ -305,9 +298,7 @@ def _check_head(head: HeadRecord, verifiers: list[note.Verifier]) -> None:
             f"tree head at size {head.tree_size}: checkpoint signature does not verify ({exc})"
         ) from None
     if cp.tree_size != head.tree_size:
-        raise LedgerMismatch(
-            f"tree head at size {head.tree_size}: its signed checkpoint is for size {cp.tree_size}"
-        )
+        raise LedgerMismatch(f"tree head at size {head.tree_size}: its signed checkpoint is for size {cp.tree_size}")
     if cp.root_hash != head.root_hash:
         raise LedgerMismatch(
             f"tree head at size {head.tree_size}: root {_b64(head.root_hash)} differs from the signed root "
@@ -357,12 +348,9 @@ def verify_source(
     for prev, cur in itertools.pairwise(heads):
         if prev.tree_size > 0:
             path = source.consistency(prev.tree_size, cur.tree_size)
-            if not merkle.verify_consistency(
-                prev.tree_size, cur.tree_size, prev.root_hash, cur.root_hash, path
-            ):
+            if not merkle.verify_consistency(prev.tree_size, cur.tree_size, prev.root_hash, cur.root_hash, path):
                 raise LedgerMismatch(
-                    f"tree head at size {cur.tree_size} is not consistent with "
-                    f"the head at size {prev.tree_size}"
+                    f"tree head at size {cur.tree_size} is not consistent with the head at size {prev.tree_size}"
                 )
         done += 1
         progress(done, total)
@@ -393,9 +381,7 @@ def verify_source(
         start = tree.size
         page = source.entries(start, min(start + PAGE, latest.tree_size) - 1)
         if not page:
-            raise LedgerMismatch(
-                f"the source returned no entry at index {start} (signed size {latest.tree_size})"
-            )
+            raise LedgerMismatch(f"the source returned no entry at index {start} (signed size {latest.tree_size})")
         for index, leaf in page:
             if index != tree.size:
                 raise LedgerMismatch(f"expected entry {tree.size}, the source returned entry {index}")
