@@ -16,8 +16,10 @@ from qorgau.settings import Settings, SettingsError, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Qorgau platform command line.")
 users_app = typer.Typer(no_args_is_help=True, help="Accounts.")
 keys_app = typer.Typer(no_args_is_help=True, help="Key-encryption keys.")
+ledger_app = typer.Typer(no_args_is_help=True, help="The transparency log.")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -57,6 +59,9 @@ def _kernel(settings: Settings, *, migrate: bool = False) -> Any:
 def _require_migrated(settings: Settings) -> None:
     from qorgau.migrations import is_current
 
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise fail(f"there is no database at {url.removeprefix('sqlite:///')}: run `qorgau migrate` first")
     try:
         current = is_current(settings)
     except Exception as exc:
@@ -105,7 +110,9 @@ def serve(
     if demo:
         _load_demo(settings)
     url = f"http://{settings.host}:{settings.port}"
-    console.print(f"[bold green]Qorgau[/] is serving at [bold]{url}[/]  (database: {_db_label(settings)})")
+    console.print(
+        f"[bold green]Qorgau[/] is serving at [bold]{url}[/]  (database: {_db_label(settings)})", soft_wrap=True
+    )
     import os
 
     # Workers are separate processes: hand them the resolved settings through the environment.
@@ -362,6 +369,30 @@ def verify_ledger(
         f"[bold green]ledger OK[/]: {report.tree_heads} signed tree heads, {report.entries} entries, "
         f"root {report.root_b64} at size {report.tree_size}"
     )
+
+
+@ledger_app.command("sign")
+def ledger_sign(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
+    """Sign a tree head now if the log has grown since the last one."""
+    kernel = _kernel(_settings(data_dir, database_url, config))
+    try:
+        head = kernel.ledger.sign_if_grown(force=True) or kernel.ledger.latest_head()
+    finally:
+        kernel.close()
+    if head is not None:
+        console.print(head.checkpoint, end="", soft_wrap=True)
+
+
+@ledger_app.command("rotate-key")
+def ledger_rotate_key(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
+    """Sign new tree heads with a new Ed25519 key; the old key stays published."""
+    kernel = _kernel(_settings(data_dir, database_url, config))
+    try:
+        key = kernel.ledger.rotate_key()
+        kernel.ledger.sign_if_grown(force=True)
+    finally:
+        kernel.close()
+    console.print(f"new verifier key: {key.verifier_key}", soft_wrap=True)
 
 
 def main() -> None:

@@ -62,3 +62,28 @@ def test_login_error_is_shown_in_russian(page: Any, live_url: str, demo: dict[st
     page.get_by_role("button", name="Войти").click()
     assert page.get_by_role("alert").is_visible()
     shot(page, "login-error-ru")
+
+
+@pytest.mark.parametrize("lang", ["kk", "ru", "en"])
+def test_pages_fit_a_phone_screen_in_every_language(
+    browser: Any, live_url: str, demo: dict[str, Any], lang: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, extra_http_headers={"Accept-Language": lang})
+    page = context.new_page()
+    try:
+        for path in ("/", "/login", "/signup", "/transparency?index=1"):
+            page.goto(live_url + path)
+            assert page.locator("html").get_attribute("lang") == lang
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (path, overflow)
+            # Every form field has a visible label (accessibility).
+            unlabelled = page.evaluate(
+                """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                     .filter(el => !el.labels || el.labels.length === 0).length"""
+            )
+            assert unlabelled == 0, path
+        shot(page, f"phone-transparency-{lang}")
+        page.goto(live_url + "/signup")
+        shot(page, f"phone-signup-{lang}")
+    finally:
+        context.close()

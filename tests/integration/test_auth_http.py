@@ -157,3 +157,17 @@ def test_problem_titles_are_translated(client: Any) -> None:
         body = client.get("/api/v1/me", headers={"Accept-Language": lang}).json()
         assert body["code"] == "auth.required"
         assert word.lower() in body["title"].lower(), (lang, body["title"])
+
+
+def test_a_provider_verified_citizen_gets_an_account_and_a_session(client: Any, kernel: Any) -> None:
+    from qorgau.kernel.auth.identity import VerifiedIdentity, sign_in_verified
+
+    first = sign_in_verified(kernel, VerifiedIdentity(provider="egov", iin="061211600012", phone_e164="+77011112233"))
+    again = sign_in_verified(kernel, VerifiedIdentity(provider="egov", iin="061211600012"))
+    assert first.actor.user_id == again.actor.user_id and first.actor.role == "citizen"
+    client.cookies.set("qorgau_session", again.session_token)
+    assert client.get("/api/v1/me").json()["role"] == "citizen"
+    from qorgau.kernel.errors import Problem
+
+    with pytest.raises(Problem):
+        sign_in_verified(kernel, VerifiedIdentity(provider="egov", iin="061211600013"))

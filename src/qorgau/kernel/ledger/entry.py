@@ -131,12 +131,83 @@ def make_entry(
     d = {"type": type, "at": format_at(at), "actor": actor, "subject": subject, "action": action}
     d["object"] = object  # type: ignore[assignment]
     _check_fields(d)
+    if _is_plain(d, 0):
+        try:
+            return _PLAIN_JSON.encode(d).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate somewhere: the exact path below rejects it with its location
     entry = _check_value(d, "entry")
     assert_no_clear_pii(entry)
     try:
         return rfc8785.dumps(entry)
     except rfc8785.CanonicalizationError as exc:  # pragma: no cover - validated above
         raise EntryError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------
+# The fast path of make_entry
+#
+# Most entries are small dicts of str/int/None.  For those, one walk checks everything the exact
+# path (_check_value + assert_no_clear_pii + rfc8785.dumps) would, without building a copy or any
+# error message, and the stdlib's C JSON encoder writes the bytes.  Anything unusual (a type that is
+# not exactly dict/list/tuple/str/int/bool/None, an invalid or suspicious value, a key outside the
+# BMP, deep nesting, a lone surrogate) sends the entry down the exact path, which then produces the
+# result or the error exactly as before.  Why the bytes are identical on the fast path:
+#
+# * null/true/false and integers (|n| <= 2**53 - 1): both print the same literals and decimals.
+# * Strings: rfc8785 and json (ensure_ascii=False) escape exactly '"', '\\' and U+0000..U+001F,
+#   with the same short forms (\b \t \n \f \r) and lowercase \u00xx for the other controls, and
+#   copy every other code point; the whole text is then UTF-8 encoded (strict, like rfc8785).
+#   tests/unit/kernel/test_ledger_entry_fastpath.py checks every code point.
+# * Object keys: RFC 8785 orders them by UTF-16 code units, json by code points.  For keys made of
+#   BMP characters only, each code point is one code unit of the same value, so the two orders
+#   agree; keys with a character above U+FFFF (whose surrogates sort below U+E000..U+FFFF) take
+#   the exact path.
+# * Arrays (lists and tuples) and the separators (",", ":") without spaces are the same.
+
+_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, check_circular=False)
+_INT_PII_LOW = 10**11  # 12-digit integers (10**11 <= |n| < 10**12) look like an IIN
+_INT_PII_HIGH = 10**12
+
+
+def _is_plain(value: Any, depth: int) -> bool:
+    """True if ``value`` (a container at ``depth``) is valid, PII-free entry JSON fit for the fast path.
+
+    False means "not sure": the caller takes the exact path.  Conservative on depth: a container at
+    ``_MAX_DEPTH`` is refused here although the exact path accepts it when empty.
+    """
+    if depth >= _MAX_DEPTH:
+        return False
+    t = type(value)
+    if t is dict:
+        for k in value:
+            if type(k) is not str:
+                return False
+            if not k.isascii() and max(k) > "\uffff":
+                return False
+            if len(k) >= _PII_MIN_LEN and _pii_in_string(k) is not None:
+                return False
+        values = value.values()
+    elif t is list or t is tuple:
+        values = value
+    else:
+        return False
+    for v in values:
+        t = type(v)
+        if t is str:
+            if len(v) >= _PII_MIN_LEN and _pii_in_string(v) is not None:
+                return False
+        elif t is int:
+            if not -_INT_PII_LOW < v < _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT:
+                return False
+        elif v is None or t is bool:
+            continue
+        elif t is dict or t is list or t is tuple:
+            if not _is_plain(v, depth + 1):
+                return False
+        else:
+            return False
+    return True
 
 
 def _reject_float(text: str) -> Any:
@@ -213,8 +284,21 @@ _PHONE_RE = re.compile(
 )
 
 
+# Every match of either pattern is at least 11 characters long and, from its first digit to its
+# last, is a run of at least 11 characters made of digits, whitespace and "-()+" that starts and
+# ends with a digit.  Strings without such a run (hex digests, words, timestamps) are clean, which
+# this one cheap search shows; UUIDs are replaced first, exactly as below.
+_PII_MIN_LEN = 11
+_PII_CANDIDATE_RE = re.compile(r"[0-9][0-9\s\-()+]{9,}[0-9]")
+
+
 def _pii_in_string(s: str) -> str | None:
-    s = _UUID_RE.sub(" ", s)
+    if len(s) < _PII_MIN_LEN:
+        return None  # removing UUIDs never makes a string longer
+    if "-" in s:  # every UUID has one
+        s = _UUID_RE.sub(" ", s)
+    if _PII_CANDIDATE_RE.search(s) is None:
+        return None
     if _IIN_RE.search(s):
         return "an IIN/BIN-like 12-digit number"
     if _PHONE_RE.search(s):
