@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from qorgau.kernel import kz
 from qorgau.kernel.auth import tables as t
-from qorgau.kernel.auth.services import SignIn, _actor, _digest, mask_iin, new_id
 from qorgau.kernel.auth.roles import Role
+from qorgau.kernel.auth.services import SignIn, _actor, _digest, mask_iin, new_id
 from qorgau.kernel.context import Kernel
 from qorgau.kernel.crypto import row_aad, seal_text
 from qorgau.kernel.db import Tx, utc_now_ms
