@@ -48,6 +48,14 @@ SECTIONS: list[Section] = [
 ]
 
 
+SERVICE_KEYS = ("messenger", "reports", "consent", "oversight", "devices")
+
+
+def service_sections() -> list[Section]:
+    """The five services, for the public landing page."""
+    return [s for s in SECTIONS if s.key in SERVICE_KEYS]
+
+
 def register_section(section: Section) -> None:
     """A service replaces its placeholder card with its real entry point."""
     for i, existing in enumerate(SECTIONS):

@@ -14,7 +14,7 @@ from qorgau.kernel import i18n
 from qorgau.kernel.auth import services as auth
 from qorgau.kernel.auth.roles import Role
 from qorgau.kernel.errors import Problem
-from qorgau.web.home import sections_for
+from qorgau.web.home import sections_for, service_sections
 from qorgau.web.http import LANG_COOKIE, ctx_of, kernel_of, request_actor, session_cookie
 from qorgau.web.render import render
 
@@ -35,7 +35,7 @@ def _safe_next(target: str | None) -> str:
 def home(request: Request[Any, Any, Any]) -> Response[str]:
     actor = request_actor(request)
     if actor is None:
-        return render(request, "landing.html")
+        return render(request, "landing.html", services=service_sections())
     return render(request, "home.html", sections=sections_for(actor))
 
 
