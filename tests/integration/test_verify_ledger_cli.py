@@ -16,16 +16,7 @@ from qorgau.cli import app as cli
 from qorgau.kernel.ledger import merkle, note
 from qorgau.kernel.ledger.tables import ledger_entries, ledger_heads, ledger_nodes
 from qorgau.kernel.ledger.verify import LedgerMismatch, source_from_database, verify_source
-
-
-def append(kernel: Any, n: int) -> None:
-    def many(tx: Any) -> None:
-        for i in range(n):
-            kernel.ledger.append(
-                tx, entry_type="access", actor="official:ab12", action="case.read", subject="cd", obj={"i": i}
-            )
-
-    kernel.writer.run(many)
+from tests.integration.test_ledger_http import append
 
 
 @pytest.fixture
