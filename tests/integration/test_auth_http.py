@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -142,6 +143,12 @@ def test_api_token_lifecycle(client: Any, demo: dict[str, Any]) -> None:
     assert client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=bearer).status_code == 403
     token_id = created.json()["id"]
     sign_in(client, account.username, account.password)
+    for _ in range(100):  # use is recorded off the request path
+        listed = client.get("/api/v1/auth/tokens").json()["tokens"]
+        if listed[0]["last_used_at"]:
+            break
+        time.sleep(0.02)
+    assert listed[0]["last_used_at"], "the token's last use was not recorded"
     page = client.get("/account")
     revoked = client.delete(f"/api/v1/auth/tokens/{token_id}", headers={"X-CSRF-Token": csrf_from(page.text)})
     assert revoked.status_code == 204

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import msgspec
@@ -48,7 +49,7 @@ def me(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @get("/api/v1/auth/tokens", sync_to_thread=True)
 def list_tokens(request: Request[Any, Any, Any]) -> dict[str, Any]:
     tokens = auth.list_api_tokens(ctx_of(request))
-    return {"tokens": [msgspec.structs.asdict(t) if isinstance(t, msgspec.Struct) else t.__dict__ for t in tokens]}
+    return {"tokens": [dataclasses.asdict(t) for t in tokens]}
 
 
 @post("/api/v1/auth/tokens", sync_to_thread=True, status_code=201)
@@ -64,7 +65,7 @@ def revoke_token(request: Request[Any, Any, Any], token_id: str) -> None:
 
 @get("/api/v1/users", sync_to_thread=True)
 def users(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return {"users": [u.__dict__ | {"role": u.role.value} for u in auth.list_users(ctx_of(request))]}
+    return {"users": [dataclasses.asdict(u) | {"role": u.role.value} for u in auth.list_users(ctx_of(request))]}
 
 
 @post("/api/v1/users", sync_to_thread=True, status_code=201)

@@ -280,7 +280,7 @@ values = st.recursive(scalars, containers, max_leaves=24)
 objects = st.dictionaries(keys, values, max_size=6)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=objects, subject=st.none() | scalars, actor=st.sampled_from(["user:5f2b", "+77011234567", "", 5]))
 def test_make_entry_equals_reference(obj: dict[Any, Any], subject: Any, actor: Any) -> None:
     same_as_reference(obj, subject=subject, actor=actor)
@@ -313,6 +313,35 @@ def test_typical_entry_does_not_call_rfc8785(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(entry_mod.rfc8785, "dumps", boom)
     assert make_entry("decision", "official:" + "ab" * 32, "case.update", "cd" * 32, obj, AT) == expected
+
+
+INT_EDGES = [
+    0,
+    -1,
+    10**11 - 1,
+    10**11,
+    -(10**11) + 1,
+    -(10**11),
+    10**12 - 1,
+    -(10**12) + 1,
+    10**12,
+    -(10**12),
+    MAX_SAFE_INT,
+    MAX_SAFE_INT + 1,
+    -MAX_SAFE_INT,
+    -MAX_SAFE_INT - 1,
+    2**64,
+    True,
+    False,
+    Num(10**11),
+    Num(5),
+]
+
+
+@pytest.mark.parametrize("n", INT_EDGES)
+def test_integer_edges_unchanged(n: int) -> None:
+    same_as_reference({"n": n})
+    same_as_reference({"l": [1, (n,)]}, subject="s")
 
 
 @pytest.mark.parametrize("depth", [29, 30, 31, 32, 33, 40])

@@ -23,6 +23,7 @@ from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.kernel.errors import Problem, invalid
 from qorgau.kernel.events import emit
 
+TOKEN_USE_RESOLUTION_MS = 60_000
 TOKEN_PREFIX = "qg_"  # noqa: S105 - a public prefix that makes leaked tokens easy to scan for
 
 
@@ -531,10 +532,23 @@ def resolve_api_token(kernel: Kernel, token: str) -> Actor | None:
         return None
     with kernel.db.read() as conn:
         row = conn.execute(
-            sa.select(t.users, t.api_tokens.c.scopes, t.api_tokens.c.id.label("token_id"))
+            sa.select(
+                t.users,
+                t.api_tokens.c.scopes,
+                t.api_tokens.c.id.label("token_id"),
+                t.api_tokens.c.last_used_at,
+            )
             .join(t.api_tokens, t.api_tokens.c.user_id == t.users.c.id)
             .where(t.api_tokens.c.token_hash == _digest(token), t.api_tokens.c.revoked_at.is_(None))
         ).first()
     if row is None or row.disabled:
         return None
+    now = utc_now_ms()
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION_MS:
+        # Recorded at minute resolution, off the request's path: a token in a busy loop costs no write each call.
+        kernel.writer.submit(
+            lambda tx: tx.execute(
+                t.api_tokens.update().where(t.api_tokens.c.id == row.token_id).values(last_used_at=now)
+            )
+        )
     return _actor(row, via="token", scopes=frozenset(row.scopes.split()))

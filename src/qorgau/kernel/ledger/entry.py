@@ -285,11 +285,12 @@ _PHONE_RE = re.compile(
 
 
 # Every match of either pattern is at least 11 characters long and, from its first digit to its
-# last, is a run of at least 11 characters made of digits, whitespace and "-()+" that starts and
-# ends with a digit.  Strings without such a run (hex digests, words, timestamps) are clean, which
-# this one cheap search shows; UUIDs are replaced first, exactly as below.
+# last, is a run of at least 11 characters made of digits, whitespace, "-", "(" and ")" that starts
+# and ends with a digit (a phone number's "+" comes before its first digit).  Strings without such
+# a run (hex digests, words, timestamps) are clean, which this one cheap search shows; UUIDs are
+# replaced first, exactly as below (a space can join two runs, so the order matters).
 _PII_MIN_LEN = 11
-_PII_CANDIDATE_RE = re.compile(r"[0-9][0-9\s\-()+]{9,}[0-9]")
+_PII_CANDIDATE_RE = re.compile(r"[0-9][0-9\s\-()]{9,}[0-9]")
 
 
 def _pii_in_string(s: str) -> str | None:
