@@ -178,3 +178,26 @@ def test_a_provider_verified_citizen_gets_an_account_and_a_session(client: Any, 
 
     with pytest.raises(Problem):
         sign_in_verified(kernel, VerifiedIdentity(provider="egov", iin="061211600013"))
+
+
+def test_one_client_guessing_many_accounts_is_throttled(client: Any, kernel: Any, demo: dict[str, Any]) -> None:
+    names = ["admin", "aigerim.admin", "nurlan.official", "dana.official", "serik.police", "madina.inspector"]
+    statuses = [sign_in(client, name, "guessing-password").status_code for name in names]
+    assert statuses[: kernel.settings.login_max_failures] == [401] * kernel.settings.login_max_failures
+    assert statuses[-1] == 429
+    # Nothing about the client was written to the database.
+    import sqlalchemy as sa
+
+    with kernel.db.read() as conn:
+        for table in ("users", "sessions", "api_tokens", "events", "ledger_entries"):
+            rows = conn.execute(sa.text(f"SELECT * FROM {table}")).all()
+            assert all("testclient" not in str(v) and "127.0.0.1" not in str(v) for r in rows for v in r)
+
+
+def test_session_cookie_is_secure_over_https(app: Any, demo: dict[str, Any]) -> None:
+    from litestar.testing import TestClient
+
+    with TestClient(app=app, base_url="https://qorgau.example.kz") as secure_client:
+        response = sign_in(secure_client, "admin", demo["admin"].password)
+        assert response.status_code in (302, 303)
+        assert "Secure" in response.headers["set-cookie"]

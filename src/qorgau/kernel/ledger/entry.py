@@ -198,7 +198,7 @@ def _is_plain(value: Any, depth: int) -> bool:
             if len(v) >= _PII_MIN_LEN and _pii_in_string(v) is not None:
                 return False
         elif t is int:
-            if not -_INT_PII_LOW < v < _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT + 1:
+            if not -_INT_PII_LOW <= v <= _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT:
                 return False
         elif v is None or t is bool:
             continue
