@@ -198,9 +198,9 @@ def _is_plain(value: Any, depth: int) -> bool:
             if len(v) >= _PII_MIN_LEN and _pii_in_string(v) is not None:
                 return False
         elif t is int:
-            if not -_INT_PII_LOW <= v <= _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT:
+            if not -_INT_PII_LOW < v < _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT:
                 return False
-        elif v is None or t is bool:
+        elif v is None or t is bool or t is float:
             continue
         elif t is dict or t is list or t is tuple:
             if not _is_plain(v, depth + 1):
