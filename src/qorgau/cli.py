@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from qorgau.kernel.pii_cli import pii_app
 from qorgau.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Qorgau platform command line.")
@@ -20,6 +21,7 @@ ledger_app = typer.Typer(no_args_is_help=True, help="The transparency log.")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(pii_app, name="pii")
 
 console = Console(stderr=False)
 err = Console(stderr=True)
