@@ -271,7 +271,8 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.platform()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, load average {load}"
 
 
 def run_one(url: str | None, args: argparse.Namespace) -> dict[str, Any]:

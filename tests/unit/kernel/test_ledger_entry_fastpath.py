@@ -217,7 +217,7 @@ def test_pii_guard_unchanged(s: str) -> None:
 # ------------------------------------------------------------------ make_entry == reference
 
 
-class Colour(str, Enum):
+class Colour(str, Enum):  # noqa: UP042 - on purpose: str() gives "Colour.RED", not the value
     RED = "red"
 
 

@@ -200,7 +200,7 @@ def _is_plain(value: Any, depth: int) -> bool:
         elif t is int:
             if not -_INT_PII_LOW < v < _INT_PII_LOW and not _INT_PII_HIGH <= abs(v) <= MAX_SAFE_INT:
                 return False
-        elif v is None or t is bool or t is float:
+        elif v is None or t is bool:
             continue
         elif t is dict or t is list or t is tuple:
             if not _is_plain(v, depth + 1):
