@@ -180,6 +180,7 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self.batches = 0
         self.jobs = 0
+        self._last_batch = 1
 
     def start(self) -> None:
         with self._lock:
@@ -214,18 +215,27 @@ class GroupCommitWriter:
             if first is None:
                 return
             batch = [first]
+            # Wait for company only while fewer jobs have come than last time: a lone writer commits at
+            # once, while many concurrent writers keep sharing transactions.
+            expected = self._last_batch
             deadline = time.monotonic() + self.window
             stop = False
             while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
                 try:
-                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    job = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if len(batch) >= expected or remaining <= 0:
+                        break
+                    try:
+                        job = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if job is None:
                     stop = True
                     break
                 batch.append(job)
+            self._last_batch = len(batch)
             self._commit(batch)
             if stop:
                 return
