@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.static_files import create_static_files_router
 
@@ -27,14 +27,27 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def _route_handlers() -> list[Any]:
     from qorgau.kernel.ledger import api as ledger_api
+    from qorgau.messenger import matrix
+    from qorgau.reports import web as reports_web
 
     return [
         *pages.ROUTES,
         *kernel_api.ROUTES,
         *transparency.ROUTES,
         *ledger_api.ROUTES,
+        *reports_web.ROUTES,
+        matrix.router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
     ]
+
+
+def _exception_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    from qorgau.messenger import matrix
+
+    # Unknown /_matrix paths and methods never reach the Matrix router: answer them in Matrix's shape too.
+    if matrix.is_matrix_path(request.url.path):
+        return matrix.matrix_error_response(request, exc)
+    return problem_response(request, exc)
 
 
 async def _before_request(request: Request[Any, Any, Any]) -> None:
@@ -59,6 +72,8 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
         await bus.start(hub, kernel.db)
         set_bus(bus)
         kernel.writer.start()
+        # A deployment always publishes a head before serving: the empty log's, on a fresh database.
+        await asyncio.to_thread(kernel.ledger.sign_if_grown)
         signer = asyncio.create_task(kernel.ledger.run_signer(), name="ledger-signer")
         log.info("started", database=kernel.db.dialect, bus=kernel.settings.bus.split("://")[0])
         try:
@@ -67,6 +82,9 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
             signer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await signer
+            from qorgau.messenger import matrix
+
+            await matrix.shutdown(kernel)
             await bus.stop()
 
     return Litestar(
@@ -84,7 +102,7 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
                 ),
             }
         ),
-        exception_handlers={Exception: problem_response},
+        exception_handlers={Exception: _exception_response},
         before_request=_before_request,
         middleware=[metrics_middleware(metrics)],
         lifespan=[lifespan],

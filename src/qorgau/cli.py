@@ -93,6 +93,10 @@ def serve(
     bus: Annotated[str | None, typer.Option(help="Event bus: memory or redis://host:port/db.")] = None,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not migrate on start.")] = False,
     demo: Annotated[bool, typer.Option("--demo", help="Load demo data once before serving.")] = False,
+    matrix_open_registration: Annotated[
+        bool,
+        typer.Option("--matrix-open-registration", help="Let anyone register a messenger account (development)."),
+    ] = False,
 ) -> None:
     """Run the platform (migrates on start) and print its URL."""
     import uvicorn
@@ -100,7 +104,18 @@ def serve(
     from qorgau.migrations import upgrade
     from qorgau.settings import ensure_secrets
 
-    settings = ensure_secrets(_settings(data_dir, database_url, config, host=host, port=port, workers=workers, bus=bus))
+    settings = ensure_secrets(
+        _settings(
+            data_dir,
+            database_url,
+            config,
+            host=host,
+            port=port,
+            workers=workers,
+            bus=bus,
+            matrix_open_registration=True if matrix_open_registration else None,
+        )
+    )
     if settings.workers > 1 and settings.bus == "memory":
         raise fail(
             "--workers > 1 needs a shared bus: pass --bus redis://host:6379/0 (the in-memory bus is per process)"
@@ -149,6 +164,7 @@ def _settings_env(settings: Settings) -> dict[str, str]:
         "QORGAU_SECRET_KEY": settings.secret_key,
         "QORGAU_HOST": settings.host,
         "QORGAU_PORT": str(settings.port),
+        "QORGAU_MATRIX_OPEN_REGISTRATION": "true" if settings.matrix_open_registration else "false",
     }
     return env
 

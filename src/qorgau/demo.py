@@ -67,6 +67,8 @@ ACCOUNTS = [
     ("nurlan.official", Role.OFFICIAL, "astana-digital", "Нұрлан Ахметов"),
     ("dana.official", Role.OFFICIAL, "almaty-akimat", "Дана Касымова"),
     ("serik.police", Role.POLICE_OFFICER, "almaty-police", "Серік Жұмабаев"),
+    # The head of the police unit: decides requests to reveal a named reporter.
+    ("aidos.chief", Role.AGENCY_ADMIN, "almaty-police", "Айдос Кенжебеков"),
     ("madina.inspector", Role.REGULATOR_INSPECTOR, "isc-astana", "Мадина Оспанова"),
     ("erlan.security", Role.SECURITY_OFFICER, "astana-digital", "Ерлан Бекова"),
     ("asel.owner", Role.BUILDING_OWNER, None, "Асель Нурланова"),

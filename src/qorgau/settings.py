@@ -43,6 +43,21 @@ class Settings:
     cookie_secure: bool | None = None
     log_level: str = "info"
     log_json: bool = True
+    # Messenger: m.login.dummy registration for development only (officials are created by admins).
+    matrix_open_registration: bool = False
+    # How long a woken /sync gathers further events before it answers (coalescing), in milliseconds.
+    matrix_sync_coalesce_ms: int = 5
+    matrix_media_max_bytes: int = 10 * 1024 * 1024
+    # Citizen reports: the regulation's deadlines, routing, attachments and abuse limits.
+    reports_triage_days: int = 1
+    reports_decision_days: int = 10
+    reports_routing_file: Path | None = None
+    reports_fallback_unit: str = ""
+    reports_max_attachment_bytes: int = 8 * 1024 * 1024
+    reports_max_attachments: int = 4
+    reports_receipt_max_failures: int = 5
+    reports_receipt_lockout_seconds: int = 60
+    reports_submissions_per_hour: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,6 +135,23 @@ def _validate(s: Settings) -> None:
             raise bad(name, "must be positive")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise bad("log_level", "must be debug, info, warning or error")
+    for name in (
+        "reports_triage_days",
+        "reports_decision_days",
+        "reports_max_attachment_bytes",
+        "reports_max_attachments",
+        "reports_receipt_max_failures",
+        "reports_receipt_lockout_seconds",
+        "reports_submissions_per_hour",
+    ):
+        if getattr(s, name) < 1:
+            raise bad(name, "must be positive")
+    if s.reports_routing_file is not None and not s.reports_routing_file.is_file():
+        raise bad("reports_routing_file", "must name an existing routing file")
+    if not 0 <= s.matrix_sync_coalesce_ms <= 1000:
+        raise bad("matrix_sync_coalesce_ms", "must be between 0 and 1000")
+    if not 1024 <= s.matrix_media_max_bytes <= 1024**3:
+        raise bad("matrix_media_max_bytes", "must be between 1 KiB and 1 GiB")
 
 
 def load_settings(

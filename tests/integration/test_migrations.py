@@ -29,3 +29,12 @@ def test_migrate_command_is_idempotent(tmp_path: Any) -> None:
     upgrade(settings)
     upgrade(settings)
     assert is_current(settings)
+
+
+def test_the_history_is_one_line() -> None:
+    from alembic.script import ScriptDirectory
+
+    from qorgau.migrations import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1, "two migrations share a parent: chain them"

@@ -1,0 +1,1 @@
+"""The officials' messenger: Matrix-compatible rooms, live delivery, media (later: web UI, letters, notices)."""

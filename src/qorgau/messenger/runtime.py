@@ -1,0 +1,136 @@
+"""Process-wide state of the messenger: small caches that keep hot paths off the database.
+
+Nothing here is a source of truth. Each cache holds values that never change for their key (an event's
+decrypted content for a given redaction state, the power levels of a given state event) or that are
+allowed to be stale for a few seconds (a signed-in device), so several processes never disagree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from qorgau.kernel.context import Kernel
+    from qorgau.messenger.sync import SyncEngine
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+CONTENT_CACHE_SIZE = 16_384
+# A signed-in device is re-read from the database at least this often, so a sign-out (or a disabled
+# account, or a role change) made through another process takes effect within this time.
+SESSION_CACHE_SECONDS = 5.0
+
+
+class LRU(Generic[K, V]):
+    """A thread-safe least-recently-used map of bounded size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class TTLCache(Generic[K, V]):
+    """A thread-safe map whose entries expire `ttl` seconds after they were stored."""
+
+    def __init__(self, ttl: float, size: int = 100_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._data: dict[K, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        found = self._data.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if expires < time.monotonic():
+            with self._lock:
+                self._data.pop(key, None)
+            return None
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            if len(self._data) >= self.size:
+                now = time.monotonic()
+                self._data = {k: v for k, v in self._data.items() if v[0] >= now}
+                if len(self._data) >= self.size:
+                    self._data.clear()
+            self._data[key] = (time.monotonic() + self.ttl, value)
+
+    def discard_where(self, predicate: Callable[[V], bool]) -> None:
+        with self._lock:
+            self._data = {k: v for k, v in self._data.items() if not predicate(v[1])}
+
+
+class Runtime:
+    """The messenger's per-process caches and its /sync engine (started on the first /sync)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        # (event_id, redacted) -> decrypted content: redaction changes the key, never the value.
+        self.contents: LRU[tuple[str, bool], dict[str, Any]] = LRU(CONTENT_CACHE_SIZE)
+        # event id of an m.room.power_levels event -> its parsed levels (redaction keeps every level).
+        self.power_levels: LRU[str, Any] = LRU(4096)
+        self.sessions: TTLCache[str, Any] = TTLCache(SESSION_CACHE_SECONDS)
+        self.filters: LRU[tuple[str, str], Any] = LRU(4096)
+        self.sync: SyncEngine | None = None
+        self._lock = threading.Lock()
+
+    def sync_engine(self, hub: Any) -> SyncEngine:
+        """This process's sync engine, fed by `hub` (created on first use, on the running loop)."""
+        engine = self.sync
+        if engine is None or engine.hub is not hub:
+            from qorgau.messenger.sync import SyncEngine
+
+            with self._lock:
+                if self.sync is None or self.sync.hub is not hub:
+                    if self.sync is not None:
+                        self.sync.close()
+                    self.sync = SyncEngine(self.kernel, hub)
+                engine = self.sync
+        return engine
+
+
+def runtime(kernel: Kernel) -> Runtime:
+    """The messenger runtime of this kernel (one per process)."""
+    found = kernel.extras.get("messenger")
+    if found is None:
+        found = kernel.extras.setdefault("messenger", Runtime(kernel))
+    return found  # type: ignore[no-any-return]

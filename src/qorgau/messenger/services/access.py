@@ -1,0 +1,208 @@
+"""Who may do what in the messenger: the policy rules, and the facts they decide on.
+
+Every rule is registered with the kernel's policy (`messenger.*` actions), so the Matrix API and the
+later web pages ask the same question the same way. The facts (membership, power levels) are read in
+the caller's transaction, so a decision and the write it allows see the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from qorgau.kernel.auth.policy import can, rule
+from qorgau.kernel.auth.roles import Actor
+from qorgau.kernel.context import Ctx, Kernel
+from qorgau.kernel.crypto import row_aad, unseal
+from qorgau.messenger import tables as t
+from qorgau.messenger.domain import (
+    MESSENGER_ROLES,
+    Membership,
+    PowerLevels,
+    check_membership_change,
+    forbidden,
+    user_id,
+)
+from qorgau.messenger.runtime import runtime
+
+
+@dataclass
+class MxCtx(Ctx):
+    """A request through the Matrix API: the actor plus the signed-in device."""
+
+    user_id: str = ""  # the Matrix user id, @username:server
+    device_id: str = ""
+    device_key: str = ""  # messenger_devices.id: identifies the access token (txnId scope)
+
+
+def mx_ctx(kernel: Kernel, actor: Actor, *, device_id: str = "", device_key: str = "") -> MxCtx:
+    return MxCtx(
+        kernel=kernel,
+        actor=actor,
+        user_id=user_id(actor.username, kernel.settings.server_name),
+        device_id=device_id,
+        device_key=device_key,
+    )
+
+
+@dataclass(frozen=True)
+class RoomAccess:
+    """What decides an action in a room: the room's join rule, the actor's membership, power levels."""
+
+    room_id: str
+    user_id: str
+    membership: str | None
+    join_rule: str
+    power: PowerLevels
+    encrypted: bool = False
+    event_type: str = ""
+    is_state: bool = False
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    access: RoomAccess
+    action: str
+    target: str
+    target_membership: str | None
+
+
+def _is_official(actor: Actor | None) -> bool:
+    return actor is not None and actor.role in MESSENGER_ROLES
+
+
+rule("messenger.use")(lambda actor, _res: _is_official(actor))
+
+
+@rule("messenger.room.read")
+def _read_room(actor: Actor | None, res: Any) -> bool:
+    return _is_official(actor) and isinstance(res, RoomAccess) and res.membership == Membership.JOIN
+
+
+@rule("messenger.room.send")
+def _send(actor: Actor | None, res: Any) -> bool:
+    if not (_is_official(actor) and isinstance(res, RoomAccess) and res.membership == Membership.JOIN):
+        return False
+    return res.power.may_send(res.user_id, res.event_type, is_state=res.is_state)
+
+
+@rule("messenger.room.membership")
+def _membership(actor: Actor | None, res: Any) -> bool:
+    return _is_official(actor) and isinstance(res, MembershipChange) and membership_refusal(res) is None
+
+
+@rule("messenger.room.redact")
+def _redact(actor: Actor | None, res: Any) -> bool:
+    """Members redact their own events; others' need the room's `redact` level."""
+    if not isinstance(res, tuple) or len(res) != 2:
+        return False
+    access, original_sender = res
+    if not _is_official(actor) or access.membership != Membership.JOIN:
+        return False
+    if not access.power.may_send(access.user_id, "m.room.redaction", is_state=False):
+        return False
+    return original_sender == access.user_id or access.power.may(access.user_id, "redact")
+
+
+@rule("messenger.account.own")
+def _own(actor: Actor | None, res: Any) -> bool:
+    """Account data, filters, profile changes: only for one's own Matrix user id."""
+    return _is_official(actor) and isinstance(res, tuple) and len(res) == 2 and res[0] == res[1]
+
+
+@rule("messenger.register")
+def _register(_actor: Actor | None, res: Any) -> bool:
+    return res is True
+
+
+def membership_refusal(change: MembershipChange) -> str | None:
+    a = change.access
+    return check_membership_change(
+        action=change.action,
+        sender=a.user_id,
+        target=change.target,
+        sender_membership=a.membership,
+        target_membership=change.target_membership,
+        join_rule=a.join_rule,
+        power=a.power,
+    )
+
+
+def require_official(ctx: Ctx) -> Actor:
+    if not can(ctx.actor, "messenger.use"):
+        raise forbidden("Only officials of an agency may use the messenger")
+    return ctx.actor  # type: ignore[return-value]
+
+
+def require_own(ctx: MxCtx, target_user: str, what: str) -> None:
+    if not can(ctx.actor, "messenger.account.own", (ctx.user_id, target_user)):
+        raise forbidden(f"You may only change your own {what}")
+
+
+# --- facts --------------------------------------------------------------------------------------
+
+
+def power_levels(kernel: Kernel, conn: Connection, event_id: str | None) -> PowerLevels:
+    """The levels of an m.room.power_levels event (cached by event id: its levels never change)."""
+    if event_id is None:
+        return PowerLevels({})
+    rt = runtime(kernel)
+    found = rt.power_levels.get(event_id)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    blob = conn.execute(sa.select(t.events.c.content).where(t.events.c.event_id == event_id)).scalar()
+    content = json.loads(unseal(kernel.keyring, blob, row_aad(t.events.name, "content", event_id))) if blob else {}
+    levels = PowerLevels(content)
+    rt.power_levels.put(event_id, levels)
+    return levels
+
+
+_PL = t.room_state.alias("pl")
+
+
+def room_access(
+    kernel: Kernel, conn: Connection, room_id: str, mxid: str, *, event_type: str = "", is_state: bool = False
+) -> RoomAccess | None:
+    """The facts about `mxid` in `room_id` (None: no such room), read on `conn`."""
+    r, m = t.rooms, t.members
+    row = conn.execute(
+        sa.select(r.c.join_rule, r.c.encrypted, m.c.membership, _PL.c.event_id.label("pl_event"))
+        .select_from(
+            r.outerjoin(m, sa.and_(m.c.room_id == r.c.room_id, m.c.user_id == mxid)).outerjoin(
+                _PL,
+                sa.and_(_PL.c.room_id == r.c.room_id, _PL.c.type == "m.room.power_levels", _PL.c.state_key == ""),
+            )
+        )
+        .where(r.c.room_id == room_id)
+    ).first()
+    if row is None:
+        return None
+    return RoomAccess(
+        room_id=room_id,
+        user_id=mxid,
+        membership=row.membership,
+        join_rule=row.join_rule,
+        power=power_levels(kernel, conn, row.pl_event),
+        encrypted=bool(row.encrypted),
+        event_type=event_type,
+        is_state=is_state,
+    )
+
+
+def require_reader(ctx: MxCtx, conn: Connection, room_id: str) -> RoomAccess:
+    """The actor's access to a room they may read; M_FORBIDDEN otherwise (unknown rooms look the same)."""
+    access = room_access(ctx.kernel, conn, room_id, ctx.user_id)
+    if access is None or not can(ctx.actor, "messenger.room.read", access):
+        raise forbidden("You are not a member of this room")
+    return access
+
+
+def joined_room_ids(conn: Connection, mxid: str) -> list[str]:
+    m = t.members
+    return list(
+        conn.execute(sa.select(m.c.room_id).where(m.c.user_id == mxid, m.c.membership == Membership.JOIN)).scalars()
+    )
