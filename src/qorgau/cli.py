@@ -135,15 +135,7 @@ def serve(
     # Workers are separate processes: hand them the resolved settings through the environment.
     os.environ.update(_settings_env(settings))
     if settings.workers > 1:
-        uvicorn.run(
-            "qorgau.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level="warning",
-            access_log=False,
-        )
+        _serve_workers(settings)
     else:
         from qorgau.app import create_app
 
@@ -157,16 +149,48 @@ def serve(
 
 
 def _settings_env(settings: Settings) -> dict[str, str]:
-    env = {
-        "QORGAU_DATA_DIR": str(settings.data_dir),
-        "QORGAU_DATABASE_URL": settings.resolved_database_url,
-        "QORGAU_BUS": settings.bus,
-        "QORGAU_SECRET_KEY": settings.secret_key,
-        "QORGAU_HOST": settings.host,
-        "QORGAU_PORT": str(settings.port),
-        "QORGAU_MATRIX_OPEN_REGISTRATION": "true" if settings.matrix_open_registration else "false",
-    }
+    """Every resolved setting as QORGAU_* variables, so worker processes see exactly what was validated."""
+    from dataclasses import fields
+
+    env = {"QORGAU_DATABASE_URL": settings.resolved_database_url}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.name in ("extra", "database_url") or value is None:
+            continue
+        env[f"QORGAU_{f.name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+def _serve_workers(settings: Settings) -> None:
+    """Several worker processes on one listening socket.
+
+    The socket is bound here with proto=IPPROTO_TCP: uvicorn's own multi-worker socket is created with
+    proto 0, so asyncio never sets TCP_NODELAY on accepted connections and every keep-alive response
+    after the first waits ~40 ms for delayed ACKs (uvicorn issue #3149).
+    """
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "qorgau.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+        access_log=False,
+    )
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _db_label(settings: Settings) -> str:

@@ -124,3 +124,30 @@ def test_workers_without_a_shared_bus_are_refused(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "shared bus" in (proc.stdout + proc.stderr).decode()
+
+
+@pytest.mark.redis
+def test_workers_share_one_port_and_every_setting(tmp_path: Path) -> None:
+    redis_url = require_service("redis", REDIS_URL)
+    port = free_port()
+    data_dir = tmp_path / "w"
+    env = {**os.environ, "QORGAU_LOG_LEVEL": "warning", "QORGAU_LEDGER_ORIGIN": "ledger.workers.test.kz"}
+    proc = subprocess.Popen(
+        [QORGAU, "serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", "2", "--bus", redis_url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        with httpx.Client(base_url=url) as c:
+            checkpoints = {c.get("/api/v1/ledger/checkpoint").text.splitlines()[0] for _ in range(20)}
+        # A setting given to the parent reaches every worker.
+        assert checkpoints == {"ledger.workers.test.kz"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
