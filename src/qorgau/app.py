@@ -28,6 +28,8 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def _route_handlers() -> list[Any]:
     from qorgau.kernel.ledger import api as ledger_api
     from qorgau.messenger import matrix
+    from qorgau.messenger import web as messenger_web
+    from qorgau.reports import open311
     from qorgau.reports import web as reports_web
 
     return [
@@ -36,6 +38,8 @@ def _route_handlers() -> list[Any]:
         *transparency.ROUTES,
         *ledger_api.ROUTES,
         *reports_web.ROUTES,
+        open311.router(),
+        *messenger_web.ROUTES,
         matrix.router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
     ]

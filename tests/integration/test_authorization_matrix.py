@@ -16,6 +16,7 @@ ADMINS = ["platform_admin", "agency_admin"]
 PUBLIC = [*ALL_ROLES, "anonymous"]
 SIGNED_IN = ALL_ROLES
 REPORTERS = ["citizen", "anonymous"]
+OFFICIALS = ["agency_admin", "official", "police_officer", "regulator_inspector", "security_officer"]
 
 # Demo account for each role.
 ACCOUNT_OF = {
@@ -73,6 +74,17 @@ MATRIX: list[tuple[str, str, str, Any, list[str], int]] = [
     ("GET", "/reports/follow-up", "/reports/follow-up", None, REPORTERS, 200),
     ("GET", "/reports/mine", "/reports/mine", None, ["citizen"], 200),
     ("GET", "/police/reports", "/police/reports", None, ["police_officer"], 200),
+    # Public statistics of reports: counts only, small ones hidden; anyone may read them.
+    ("GET", "/reports/statistics", "/reports/statistics?by=month", None, PUBLIC, 200),
+    ("GET", "/api/v1/reports/statistics", "/api/v1/reports/statistics?by=category", None, PUBLIC, 200),
+    ("GET", "/api/v1/reports/statistics.csv", "/api/v1/reports/statistics.csv", None, PUBLIC, 200),
+    # Open311 GeoReport v2: public reads for anyone.
+    ("GET", "/open311/v2/{name:str}", "/open311/v2/services.json", None, PUBLIC, 200),
+    ("GET", "/open311/v2/services/{name:str}", "/open311/v2/services/noise.xml", None, PUBLIC, 200),
+    # Messenger in the browser: officials of an agency only (the Matrix login's rule).
+    ("GET", "/messenger", "/messenger", None, OFFICIALS, 200),
+    ("GET", "/messenger/new", "/messenger/new", None, OFFICIALS, 200),
+    ("GET", "/messenger/list", "/messenger/list", None, OFFICIALS, 200),
 ]
 
 # Routes exercised by their own tests rather than the generic matrix (state changes with bodies).
@@ -150,6 +162,19 @@ COVERED_ELSEWHERE = {
     ("GET", "/_matrix/media/v3/download/{server:str}/{media_id:str}/{file_name:str}"),
     ("GET", "/_matrix/media/v3/thumbnail/{server:str}/{media_id:str}"),
     ("POST", "/_matrix/media/v3/upload"),
+    # Messenger web app: tests/integration/messenger/test_web.py (room routes only for members, every
+    # route refused to non-officials; the live stream stays open, so it is not in the generic matrix).
+    ("GET", "/messenger/events"),
+    ("GET", "/messenger/rooms/{room_id:str}"),
+    ("GET", "/messenger/rooms/{room_id:str}/timeline"),
+    ("POST", "/messenger/rooms"),
+    ("POST", "/messenger/direct"),
+    ("POST", "/messenger/rooms/{room_id:str}/send"),
+    ("POST", "/messenger/rooms/{room_id:str}/redact"),
+    ("POST", "/messenger/rooms/{room_id:str}/read"),
+    ("POST", "/messenger/rooms/{room_id:str}/join"),
+    ("POST", "/messenger/rooms/{room_id:str}/leave"),
+    ("POST", "/messenger/rooms/{room_id:str}/invite"),
     # Citizen reports: tests/integration/reports/test_authorization.py.
     ("POST", "/reports/edit"),
     ("POST", "/reports/check"),
@@ -167,6 +192,11 @@ COVERED_ELSEWHERE = {
     ("POST", "/police/reports/{report_id:str}/reveals"),
     ("POST", "/police/reports/{report_id:str}/reveals/{reveal_id:str}/decision"),
     ("POST", "/police/reports/{report_id:str}/reveals/{reveal_id:str}/identity"),
+    # Open311 filing (anonymous or with an api_key; any account's credentials refused) and lookups of
+    # a request or token: tests/integration/reports/test_open311.py.
+    ("POST", "/open311/v2/{name:str}"),
+    ("GET", "/open311/v2/requests/{name:str}"),
+    ("GET", "/open311/v2/tokens/{name:str}"),
 }
 
 

@@ -36,7 +36,7 @@ from qorgau.messenger.domain import (
     mx_error,
     parse_stream_token,
 )
-from qorgau.messenger.runtime import runtime
+from qorgau.messenger.runtime import runtime, tune_process
 from qorgau.messenger.services import accounts, e2ee, ephemeral, rooms, search
 from qorgau.messenger.services import events as events_service
 from qorgau.messenger.services.access import MxCtx
@@ -870,6 +870,7 @@ ROUTES = [
 
 def router() -> Router:
     """The Matrix routes, with Matrix's error format for everything they raise."""
+    tune_process()
     return Router(path="/", route_handlers=ROUTES, exception_handlers={Exception: matrix_error_response})
 
 

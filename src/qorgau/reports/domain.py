@@ -331,3 +331,128 @@ LONG_RANGE = (46.0, 88.0)
 
 def point_in_country(lat: float, long: float) -> bool:
     return LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LONG_RANGE[0] <= long <= LONG_RANGE[1]
+
+
+# --- public statistics: small counts and their complements -------------------------------------
+
+SMALL_COUNT = 10  # a count below this (and above zero) is shown as "<10"
+
+
+class Hidden(StrEnum):
+    """Why a published count is hidden."""
+
+    SMALL = "small"  # 1..9: shown as "<10"
+    COMPLEMENT = "complement"  # hidden so that a small count cannot be worked out by subtraction
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A table of counts with its row and column totals, each value either shown or hidden.
+
+    ``cells[i][j]``, ``row_totals[i]``, ``col_totals[j]`` and ``total`` hold the count, or ``None``
+    where hidden; ``hidden`` says why for every hidden position, keyed ``(i, j)`` with ``j == len(cols)``
+    for a row total, ``i == len(rows)`` for a column total and ``(len(rows), len(cols))`` for the total.
+    """
+
+    cells: list[list[int | None]]
+    row_totals: list[int | None]
+    col_totals: list[int | None]
+    total: int | None
+    hidden: dict[tuple[int, int], Hidden]
+
+
+def _bridges(edges: set[tuple[int, int]], n_rows: int) -> list[tuple[int, int]]:
+    """The hidden positions that lie on no cycle of the bipartite graph rows × columns (Tarjan; sorted)."""
+    adjacency: dict[int, list[tuple[int, tuple[int, int]]]] = {}
+    for i, j in edges:
+        adjacency.setdefault(i, []).append((n_rows + j, (i, j)))
+        adjacency.setdefault(n_rows + j, []).append((i, (i, j)))
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    found: list[tuple[int, int]] = []
+
+    def visit(node: int, via: tuple[int, int] | None) -> None:
+        order[node] = low[node] = len(order)
+        for nxt, edge in adjacency[node]:
+            if edge == via:
+                continue
+            if nxt in order:
+                low[node] = min(low[node], order[nxt])
+            else:
+                visit(nxt, edge)
+                low[node] = min(low[node], low[nxt])
+                if low[nxt] > order[node]:
+                    found.append(edge)
+
+    for node in sorted(adjacency):
+        if node not in order:
+            visit(node, None)
+    return sorted(found)
+
+
+def protect_counts(cells: list[list[int]], *, force: Iterable[tuple[int, int]] = ()) -> Protected:
+    """Hide small counts, and enough other counts that no hidden one follows from the rest.
+
+    The table is extended with its totals: row totals as a last column, column totals as a last row and
+    the grand total in the corner. Each row and column of that extended table is one linear equation
+    (the cells add up to the total). A hidden value can be worked out by subtraction exactly when it is a
+    bridge of the bipartite graph whose edges are the hidden positions (rows and columns as nodes):
+    values on a cycle can be shifted by +k/−k around it without changing any shown number. So: hide
+    every count from 1 to 9 (and ``force``, positions hidden in a linked table), then, while any hidden
+    value is a bridge, close the rectangle through it that hides the least (by the sum of the values
+    newly hidden). Zeros stay shown.
+    """
+    n_rows = len(cells)
+    n_cols = len(cells[0]) if cells else 0
+    if n_rows == 0 or n_cols == 0 or any(len(row) != n_cols for row in cells):
+        raise ValueError("a non-empty rectangular table is needed")
+    if any(v < 0 for row in cells for v in row):
+        raise ValueError("counts are never negative")
+    row_totals = [sum(row) for row in cells]
+    col_totals = [sum(cells[i][j] for i in range(n_rows)) for j in range(n_cols)]
+    total = sum(row_totals)
+
+    def value(i: int, j: int) -> int:
+        if i < n_rows and j < n_cols:
+            return cells[i][j]
+        if j == n_cols and i < n_rows:
+            return row_totals[i]
+        if i == n_rows and j < n_cols:
+            return col_totals[j]
+        return total
+
+    positions = [(i, j) for i in range(n_rows + 1) for j in range(n_cols + 1)]
+    hidden: dict[tuple[int, int], Hidden] = {p: Hidden.SMALL for p in positions if 0 < value(*p) < SMALL_COUNT}
+    for p in force:
+        if p not in hidden and p in set(positions):
+            hidden[p] = Hidden.COMPLEMENT
+    while True:
+        bridges = _bridges(set(hidden), n_rows + 1)
+        if not bridges:
+            break
+        i, j = bridges[0]
+        # Close the smallest rectangle through the bridge: (i, j), (i, b), (a, b), (a, j).
+        best: list[tuple[int, int]] = []
+        best_cost: tuple[int, int] | None = None
+        for a in range(n_rows + 1):
+            for b in range(n_cols + 1):
+                if a == i or b == j:
+                    continue
+                new = [p for p in ((i, b), (a, b), (a, j)) if p not in hidden]
+                cost = (sum(value(*p) for p in new), len(new))
+                if best_cost is None or cost < best_cost:
+                    best, best_cost = new, cost
+        # The extended table is at least 2 × 2, and a bridge is on no hidden rectangle: ``best`` is not empty.
+        for p in best:
+            hidden[p] = Hidden.COMPLEMENT
+
+    def shown(i: int, j: int) -> int | None:
+        return None if (i, j) in hidden else value(i, j)
+
+    return Protected(
+        cells=[[shown(i, j) for j in range(n_cols)] for i in range(n_rows)],
+        row_totals=[shown(i, n_cols) for i in range(n_rows)],
+        col_totals=[shown(n_rows, j) for j in range(n_cols)],
+        total=shown(n_rows, n_cols),
+        hidden=hidden,
+    )

@@ -75,3 +75,7 @@ def _reveal_decide(actor: Actor | None, scope: Any) -> bool:
 def _reveal_open(actor: Actor | None, scope: Any) -> bool:
     """Only the officer whose request was approved sees the identity."""
     return _reveal_request(actor, scope) and actor is not None and scope.requested_by == actor.user_id
+
+
+# Registering a system that files reports through Open311 is a platform decision.
+rule("reports.integrations")(lambda actor, _r: actor is not None and actor.role == Role.PLATFORM_ADMIN)

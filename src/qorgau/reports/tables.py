@@ -137,3 +137,28 @@ report_notifications = sa.Table(
 
 register_sealed_column(report_unit_keys, "private_key_enc", id_column="agency_id")
 register_sealed_column(reports, "public_text_enc")
+
+# Public statistics: how many reports each region got in each category each month (Almaty time).
+# Kept up to date in the same transaction as each submission, so the public page reads a few hundred
+# rows whatever the number of reports. Nothing here is secret: region and category are routing data.
+report_stats = sa.Table(
+    "report_stats",
+    metadata,
+    sa.Column("region_code", sa.String(32), primary_key=True),
+    sa.Column("category", sa.String(32), primary_key=True),
+    sa.Column("month", sa.String(7), primary_key=True),  # "2026-12"
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+# Systems registered to file reports through Open311 (a city app, an agency's call centre). Only a
+# SHA-256 of the key is kept: the key is high-entropy and shown once, when the integration is created.
+report_integrations = sa.Table(
+    "report_integrations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(32), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)

@@ -24,7 +24,7 @@ from qorgau.kernel.auth.roles import Role
 from qorgau.kernel.crypto import random_token
 from qorgau.kernel.errors import Problem
 from qorgau.kernel.i18n import N_, gettext
-from qorgau.reports import catalog, receipts
+from qorgau.reports import catalog, receipts, statistics
 from qorgau.reports import services as svc
 from qorgau.reports.domain import (
     ADDRESS_MAX,
@@ -497,6 +497,51 @@ def police_reveal_identity(request: Request[Any, Any, Any], report_id: str, reve
     return _officer_page(request, report_id, identity=identity)
 
 
+# --- public statistics ----------------------------------------------------------------------
+
+BY_LABELS = {"region": N_("By region"), "category": N_("By category"), "month": N_("By month")}
+
+
+def _by(by: str) -> str:
+    if by not in statistics.BY:
+        raise Problem("validation.parameter", field="by", detail="region, category or month")
+    return by
+
+
+@get("/reports/statistics", sync_to_thread=True)
+def statistics_page(request: Request[Any, Any, Any], by: str = "region") -> Response[str]:
+    by = _by(by)
+    ctx = ctx_of(request)
+    table = statistics.public_statistics(ctx.kernel, request_lang(request)).table(by)
+    return _page(
+        request,
+        "reports/statistics.html",
+        by=by,
+        by_labels=BY_LABELS,
+        table=table,
+        chart=statistics.chart(table),
+        threshold=statistics.SMALL_COUNT,
+    )
+
+
+@get("/api/v1/reports/statistics", sync_to_thread=True)
+def statistics_json(request: Request[Any, Any, Any], by: str = "region") -> dict[str, Any]:
+    """The published table as JSON: hidden counts are null, with ``hidden`` "small" or "complement"."""
+    by = _by(by)
+    return statistics.public_statistics(ctx_of(request).kernel, request_lang(request)).table(by).as_json()
+
+
+@get("/api/v1/reports/statistics.csv", sync_to_thread=True)
+def statistics_csv(request: Request[Any, Any, Any], by: str = "region") -> Response[str]:
+    by = _by(by)
+    body = statistics.public_statistics(ctx_of(request).kernel, request_lang(request)).table(by).as_csv()
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="reports-by-{by}.csv"'},
+    )
+
+
 ROUTES = [
     reports_index,
     report_new,
@@ -519,4 +564,7 @@ ROUTES = [
     police_reveal_request,
     police_reveal_decision,
     police_reveal_identity,
+    statistics_page,
+    statistics_json,
+    statistics_csv,
 ]

@@ -110,7 +110,7 @@ async def check_csrf(request: Request[Any, Any, Any]) -> None:
         return
     binding = _csrf_binding(request, create=False)
     has_cookie_identity = bool(request.cookies.get(SESSION_COOKIE)) or binding is not None
-    if not has_cookie_identity and path.startswith("/api/"):
+    if not has_cookie_identity and path.startswith(("/api/", "/open311/")):
         # No cookie at all: a plain API client acting anonymously; nothing for an attacker to ride on.
         return
     sent = request.headers.get("x-csrf-token")

@@ -162,23 +162,28 @@ def power_levels(kernel: Kernel, conn: Connection, event_id: str | None) -> Powe
 
 
 _PL = t.room_state.alias("pl")
+# Built once: executing a prebuilt statement skips SQLAlchemy's per-call construction and cache-key
+# work (with the other prebuilt statements of the send path, ~30% of its CPU on the writer thread).
+_ROOM_ACCESS = (
+    sa.select(t.rooms.c.join_rule, t.rooms.c.encrypted, t.members.c.membership, _PL.c.event_id.label("pl_event"))
+    .select_from(
+        t.rooms.outerjoin(
+            t.members,
+            sa.and_(t.members.c.room_id == t.rooms.c.room_id, t.members.c.user_id == sa.bindparam("mxid")),
+        ).outerjoin(
+            _PL,
+            sa.and_(_PL.c.room_id == t.rooms.c.room_id, _PL.c.type == "m.room.power_levels", _PL.c.state_key == ""),
+        )
+    )
+    .where(t.rooms.c.room_id == sa.bindparam("room_id"))
+)
 
 
 def room_access(
     kernel: Kernel, conn: Connection, room_id: str, mxid: str, *, event_type: str = "", is_state: bool = False
 ) -> RoomAccess | None:
     """The facts about `mxid` in `room_id` (None: no such room), read on `conn`."""
-    r, m = t.rooms, t.members
-    row = conn.execute(
-        sa.select(r.c.join_rule, r.c.encrypted, m.c.membership, _PL.c.event_id.label("pl_event"))
-        .select_from(
-            r.outerjoin(m, sa.and_(m.c.room_id == r.c.room_id, m.c.user_id == mxid)).outerjoin(
-                _PL,
-                sa.and_(_PL.c.room_id == r.c.room_id, _PL.c.type == "m.room.power_levels", _PL.c.state_key == ""),
-            )
-        )
-        .where(r.c.room_id == room_id)
-    ).first()
+    row = conn.execute(_ROOM_ACCESS, {"mxid": mxid, "room_id": room_id}).first()
     if row is None:
         return None
     return RoomAccess(

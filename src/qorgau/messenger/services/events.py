@@ -116,6 +116,9 @@ def upsert(tx: Tx, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]
         tx.execute(table.insert().values(**keys, **values))
 
 
+_INSERT_EVENT = t.events.insert()
+
+
 def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
     """Write `d` in the caller's transaction (with its state and membership effects); its stream id."""
     payload: dict[str, Any] = {"room": d.room_id}
@@ -131,21 +134,22 @@ def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
             payload["account"] = d.account_id
     stream_id = emit(tx, TOPIC_ROOM, payload)
     tx.execute(
-        t.events.insert().values(
-            stream_id=stream_id,
-            event_id=d.event_id,
-            room_id=d.room_id,
-            type=d.type,
-            state_key=d.state_key,
-            sender=d.sender,
-            origin_server_ts=d.ts,
-            membership=membership,
-            prev_membership=prev_membership,
-            redacts=d.redacts,
-            txn_device=d.txn_device,
-            txn_id=d.txn_id,
-            content=d.blob,
-        )
+        _INSERT_EVENT,  # prebuilt, values as parameters: no per-call statement construction
+        {
+            "stream_id": stream_id,
+            "event_id": d.event_id,
+            "room_id": d.room_id,
+            "type": d.type,
+            "state_key": d.state_key,
+            "sender": d.sender,
+            "origin_server_ts": d.ts,
+            "membership": membership,
+            "prev_membership": prev_membership,
+            "redacts": d.redacts,
+            "txn_device": d.txn_device,
+            "txn_id": d.txn_id,
+            "content": d.blob,
+        },
     )
     if d.state_key is not None:
         upsert(
@@ -388,9 +392,13 @@ async def do_send_event(ctx: MxCtx, room_id: str, event_type: str, content: dict
     return str(await run_write(kernel, job))
 
 
+_SENT_WITH_TXN = sa.select(t.events.c.event_id).where(
+    t.events.c.txn_device == sa.bindparam("device"), t.events.c.txn_id == sa.bindparam("txn")
+)
+
+
 def _sent_with_txn(conn: Connection, device_key: str, txn_id: str) -> str | None:
-    e = t.events
-    found = conn.execute(sa.select(e.c.event_id).where(e.c.txn_device == device_key, e.c.txn_id == txn_id)).scalar()
+    found = conn.execute(_SENT_WITH_TXN, {"device": device_key, "txn": txn_id}).scalar()
     return str(found) if found is not None else None
 
 

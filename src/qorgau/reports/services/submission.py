@@ -19,7 +19,7 @@ from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.kernel.errors import Problem, invalid
 from qorgau.kernel.events import emit
 from qorgau.kernel.i18n import DISPLAY_TIME_ZONE
-from qorgau.reports import catalog, media, protection, receipts, redaction
+from qorgau.reports import catalog, media, protection, receipts, redaction, statistics
 from qorgau.reports import tables as t
 from qorgau.reports.domain import (
     ADDRESS_MAX,
@@ -170,7 +170,12 @@ def store_attachments(
 
 
 def do_submit_report(
-    ctx: Ctx, report: NewReport, files: Sequence[bytes] = (), *, client_address: str | None = None
+    ctx: Ctx,
+    report: NewReport,
+    files: Sequence[bytes] = (),
+    *,
+    client_address: str | None = None,
+    throttled: bool = True,
 ) -> Submitted:
     """File a report with its unit: encrypted under its own key, sealed to the unit, in the ledger.
 
@@ -182,7 +187,8 @@ def do_submit_report(
     actor = ctx.actor
     require(actor, "reports.submit")
     named = report.named and actor is not None and actor.role == Role.CITIZEN
-    if not limits(kernel).submissions.allow(client_key(kernel, client_address)):
+    # ``throttled=False``: a registered Open311 integration, filing for many people from one address.
+    if throttled and not limits(kernel).submissions.allow(client_key(kernel, client_address)):
         raise Problem("reports.too_many_submissions")
     cleaned = clean_files(ctx, files)
     target = route(kernel, report.region_code, report.category)
@@ -255,6 +261,7 @@ def do_submit_report(
             )
         )
         store_attachments(tx, data_key, report_id, cleaned, now)
+        statistics.count_submission(tx, report.region_code, report.category, now)
         kernel.ledger.append(
             tx,
             entry_type="report",

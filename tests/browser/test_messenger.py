@@ -1,0 +1,130 @@
+"""Two officials of one agency chat in two browser windows and see each other's messages arrive live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+LIVE_MS = 5000
+
+
+def sign_in(page: Any, live_url: str, login: str, password: str) -> None:
+    page.goto(live_url + "/login")
+    page.locator("#login").fill(login)
+    page.locator("#password").fill(password)
+    page.locator("form[action='/login'] button[type=submit]").click()
+    page.wait_for_url(live_url + "/")
+
+
+def no_overflow(page: Any) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, (page.url, overflow)
+
+
+def send(page: Any, text: str) -> None:
+    page.get_by_test_id("compose").locator("textarea").fill(text)
+    page.get_by_test_id("send").click()
+
+
+def test_two_officials_chat_live_in_two_windows(browser: Any, live_url: str, demo: dict[str, Any]) -> None:
+    desk = browser.new_context(viewport={"width": 1280, "height": 860}, extra_http_headers={"Accept-Language": "en"})
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, extra_http_headers={"Accept-Language": "en"})
+    nurlan, aigerim = desk.new_page(), phone.new_page()
+    try:
+        sign_in(nurlan, live_url, "nurlan.official", demo["nurlan.official"].password)
+        sign_in(aigerim, live_url, "aigerim.admin", demo["aigerim.admin"].password)
+        aigerim.get_by_role("link", name="Messenger").click()
+        aigerim.wait_for_url(live_url + "/messenger")
+        shot(aigerim, "messenger-empty-phone-en")
+        no_overflow(aigerim)
+
+        # Nurlan creates a room and invites Aigerim from the agency directory.
+        nurlan.get_by_role("link", name="Messenger").click()
+        nurlan.get_by_test_id("new-chat").click()
+        nurlan.get_by_label("Name", exact=True).fill("Digital services rollout")
+        nurlan.get_by_label("Topic").fill("Weekly coordination")
+        nurlan.get_by_test_id("create-room").get_by_label("Айгерим Сапарова").check()
+        shot(nurlan, "messenger-new-en")
+        nurlan.get_by_role("button", name="Create chat").click()
+        nurlan.get_by_test_id("room-name").filter(has_text="Digital services rollout").wait_for()
+
+        # The invitation appears in Aigerim's room list without a reload; she joins.
+        invite = aigerim.get_by_test_id("rooms").get_by_role("link", name="Digital services rollout")
+        invite.wait_for(timeout=LIVE_MS)
+        assert "Invitation" in invite.inner_text()
+        invite.click()
+        aigerim.get_by_test_id("invitation").get_by_role("button", name="Join").click()
+        aigerim.get_by_test_id("room-name").filter(has_text="Digital services rollout").wait_for()
+        nurlan.get_by_test_id("timeline").get_by_text("Айгерим Сапарова joined").wait_for(timeout=LIVE_MS)
+
+        # They exchange messages; each arrives live on the other side.
+        send(nurlan, "Good morning! The new portal goes live on Monday.")
+        aigerim.get_by_test_id("timeline").get_by_text("The new portal goes live on Monday.").wait_for(timeout=LIVE_MS)
+        send(aigerim, "Great, I will inform the regional offices.")
+        nurlan.get_by_test_id("timeline").get_by_text("I will inform the regional offices.").wait_for(timeout=LIVE_MS)
+
+        # Aigerim replies to Nurlan's message; Nurlan corrects his own: both seen live.
+        aigerim.locator(".mx-msg", has_text="goes live on Monday").get_by_role("button", name="Reply").click()
+        assert "Replying to" in aigerim.get_by_test_id("compose-context").inner_text()
+        send(aigerim, "Which regions first?")
+        quote = nurlan.locator(".mx-msg", has_text="Which regions first?").locator(".mx-quote")
+        quote.wait_for(timeout=LIVE_MS)
+        assert "goes live on Monday" in quote.inner_text()
+        nurlan.locator(".mx-msg--mine", has_text="goes live on Monday").hover()
+        nurlan.locator(".mx-msg--mine", has_text="goes live on Monday").get_by_role("button", name="Edit").click()
+        send(nurlan, "Good morning! The new portal goes live on Tuesday.")
+        aigerim.get_by_test_id("timeline").get_by_text("goes live on Tuesday.").wait_for(timeout=LIVE_MS)
+        assert aigerim.locator(".mx-msg", has_text="goes live on Tuesday.").locator(".mx-edited").count() == 1
+        shot(nurlan, "messenger-room-desktop-en")
+        shot(aigerim, "messenger-room-phone-en")
+        no_overflow(aigerim)
+
+        # Aigerim goes back to the list on her phone; Nurlan writes again: the unread count rises live.
+        aigerim.get_by_role("link", name="Back to chats").click()
+        aigerim.wait_for_url(live_url + "/messenger")
+        send(nurlan, "Please confirm by Friday.")
+        badge = aigerim.get_by_test_id("rooms").get_by_test_id("unread")
+        badge.wait_for(timeout=LIVE_MS)
+        assert badge.inner_text().strip() == "1"
+        shot(aigerim, "messenger-list-phone-en")
+        aigerim.get_by_test_id("rooms").get_by_role("link", name="Digital services rollout").click()
+        aigerim.get_by_test_id("timeline").get_by_text("Please confirm by Friday.").wait_for()
+
+        # Members; and a direct chat started from the directory.
+        nurlan.get_by_test_id("members").locator("summary").click()
+        panel = nurlan.get_by_test_id("members")
+        panel.get_by_text("Invited").wait_for(state="detached", timeout=LIVE_MS)
+        assert "Айгерим Сапарова" in panel.inner_text()
+        shot(nurlan, "messenger-members-en")
+        nurlan.goto(live_url + "/messenger/new")
+        nurlan.get_by_test_id("directory").get_by_role("button", name="Message").first.click()
+        nurlan.get_by_test_id("timeline").wait_for()
+        assert "/messenger/rooms/" in nurlan.url
+
+        # Deleting a message is seen live by the other side.
+        nurlan.get_by_test_id("rooms").get_by_role("link", name="Digital services rollout").click()
+        nurlan.once("dialog", lambda dialog: dialog.accept())
+        own = nurlan.locator(".mx-msg--mine", has_text="Please confirm by Friday.")
+        own.hover()
+        own.get_by_role("button", name="Delete").click()
+        aigerim.get_by_test_id("timeline").get_by_text("Message deleted").wait_for(timeout=LIVE_MS)
+
+        # The other languages.
+        for lang in ("kk", "ru"):
+            for page in (nurlan, aigerim):
+                page.locator(f"form[action='/lang'] button[value={lang}]").click()
+                page.wait_for_load_state()
+            shot(nurlan, f"messenger-room-desktop-{lang}")
+            shot(aigerim, f"messenger-room-phone-{lang}")
+            no_overflow(aigerim)
+            aigerim.goto(live_url + "/messenger")
+            shot(aigerim, f"messenger-list-phone-{lang}")
+            aigerim.go_back()
+    finally:
+        desk.close()
+        phone.close()
