@@ -60,6 +60,8 @@ test: install-dev browser-deps lint
 bench: install-dev
 	$(PY) bench/ledger.py
 	$(PY) bench/http.py
+	$(PY) bench/matrix_sync.py
+	$(PY) bench/pii.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
