@@ -57,3 +57,18 @@ def shot(page: Any, name: str) -> None:
     """Keep a screenshot of what a person saw, for review (screenshots/ is not committed)."""
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, live_url: str, login: str, password: str) -> None:
+    """Sign in through the real form and land on the home page."""
+    page.goto(live_url + "/login")
+    page.locator("#login").fill(login)
+    page.locator("#password").fill(password)
+    page.locator("form[action='/login'] button[type=submit]").click()
+    page.wait_for_url(live_url + "/")
+
+
+def no_overflow(page: Any) -> None:
+    """The page fits the viewport's width (nothing scrolls sideways)."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, (page.url, overflow)

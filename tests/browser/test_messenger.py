@@ -6,24 +6,11 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import no_overflow, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
 LIVE_MS = 5000
-
-
-def sign_in(page: Any, live_url: str, login: str, password: str) -> None:
-    page.goto(live_url + "/login")
-    page.locator("#login").fill(login)
-    page.locator("#password").fill(password)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url(live_url + "/")
-
-
-def no_overflow(page: Any) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, (page.url, overflow)
 
 
 def send(page: Any, text: str) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from qorgau.kernel.context import Ctx
 from qorgau.reports import services as reports
-from tests.browser.conftest import shot
+from tests.browser.conftest import no_overflow, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -32,19 +32,6 @@ def photo(tmp_path: Path) -> Path:
     img.save(out, "JPEG")
     path.write_bytes(out.getvalue())
     return path
-
-
-def sign_in(page: Any, live_url: str, login: str, password: str) -> None:
-    page.goto(live_url + "/login")
-    page.locator("#login").fill(login)
-    page.locator("#password").fill(password)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url(live_url + "/")
-
-
-def no_overflow(page: Any) -> None:
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, (page.url, overflow)
 
 
 def test_anonymous_report_with_photo_followed_up_to_the_outcome(

@@ -26,7 +26,7 @@ from qorgau.messenger.services.e2ee import (
     unused_fallback_key_types,
 )
 from qorgau.messenger.services.ephemeral import TOPIC_ACCOUNT_DATA, account_data_rows
-from qorgau.messenger.services.events import StoredEvent, current_state, room_events
+from qorgau.messenger.services.events import READ_RECEIPTS, StoredEvent, count_unread, current_state, room_events
 
 if TYPE_CHECKING:
     from qorgau.kernel.context import Kernel
@@ -45,7 +45,6 @@ STRIPPED_STATE_TYPES = frozenset(
         "m.room.encryption",
     }
 )
-READ_RECEIPTS = ("m.read", "m.read.private")
 
 Memberships = dict[str, tuple[str, int]]  # room -> (membership, stream id of that membership event)
 
@@ -286,7 +285,7 @@ class Answer:
                     # One's own message marks the room read, as the database count does.
                     count = 0 if e.sender == self.me else count + 1
         if count is None:
-            count = count_unread(self.db(), room_id, self.me, self.upto)
+            count = count_unread(self.db(), room_id, self.me, cap=UNREAD_CAP, upto=self.upto)
         self.unread_updates[key] = (count, self.upto)
         return {"notification_count": count, "highlight_count": 0}
 
@@ -353,32 +352,3 @@ def _empty_join_section(upto: int) -> dict[str, Any]:
         "ephemeral": {"events": []},
         "account_data": {"events": []},
     }
-
-
-def count_unread(conn: Connection, room_id: str, mxid: str, upto: int) -> int:
-    """Messages by others after the user's read receipt and after their own last message (capped)."""
-    e, rc = t.events, t.receipts
-    read_upto = conn.execute(
-        sa.select(sa.func.max(rc.c.event_stream_id)).where(
-            rc.c.room_id == room_id, rc.c.user_id == mxid, rc.c.receipt_type.in_(READ_RECEIPTS)
-        )
-    ).scalar()
-    own = conn.execute(
-        sa.select(sa.func.max(e.c.stream_id)).where(
-            e.c.room_id == room_id, e.c.sender == mxid, e.c.stream_id <= upto, e.c.type.in_(NOTIFYING_TYPES)
-        )
-    ).scalar()
-    base = max(int(read_upto or 0), int(own or 0))
-    inner = (
-        sa.select(e.c.stream_id)
-        .where(
-            e.c.room_id == room_id,
-            e.c.stream_id > base,
-            e.c.stream_id <= upto,
-            e.c.sender != mxid,
-            e.c.type.in_(NOTIFYING_TYPES),
-        )
-        .limit(UNREAD_CAP)
-        .subquery()
-    )
-    return int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar() or 0)

@@ -27,6 +27,7 @@ from qorgau.messenger import tables as t
 from qorgau.messenger.domain import (
     DEFAULT_MESSAGES_LIMIT,
     MAX_TIMELINE_LIMIT,
+    NOTIFYING_TYPES,
     EventFilter,
     check_content_size,
     check_event_type,
@@ -562,3 +563,40 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
         "start": stream_token(start),
         "end": stream_token(end),
     }
+
+
+READ_RECEIPTS = ("m.read", "m.read.private")
+
+
+def count_unread(conn: Connection, room_id: str, mxid: str, *, cap: int, upto: int | None = None) -> int:
+    """Messages by others after the user's read receipt and their own last message, up to `cap`.
+
+    Redacted messages do not count. `upto` bounds the count to a sync position (None: everything).
+    """
+    e, rc = t.events, t.receipts
+    bound = [e.c.stream_id <= upto] if upto is not None else []
+    read_upto = conn.execute(
+        sa.select(sa.func.max(rc.c.event_stream_id)).where(
+            rc.c.room_id == room_id, rc.c.user_id == mxid, rc.c.receipt_type.in_(READ_RECEIPTS)
+        )
+    ).scalar()
+    own = conn.execute(
+        sa.select(sa.func.max(e.c.stream_id)).where(
+            e.c.room_id == room_id, e.c.sender == mxid, e.c.type.in_(NOTIFYING_TYPES), *bound
+        )
+    ).scalar()
+    base = max(int(read_upto or 0), int(own or 0))
+    inner = (
+        sa.select(e.c.stream_id)
+        .where(
+            e.c.room_id == room_id,
+            e.c.stream_id > base,
+            e.c.sender != mxid,
+            e.c.type.in_(NOTIFYING_TYPES),
+            e.c.redacted_by.is_(None),
+            *bound,
+        )
+        .limit(cap)
+        .subquery()
+    )
+    return int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar() or 0)

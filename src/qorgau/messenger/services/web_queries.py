@@ -14,11 +14,16 @@ from sqlalchemy.engine import Connection
 
 from qorgau.kernel.auth import tables as at
 from qorgau.messenger import tables as t
-from qorgau.messenger.domain import MESSENGER_ROLES, NOTIFYING_TYPES, Membership, user_id
+from qorgau.messenger.domain import MESSENGER_ROLES, Membership, user_id
 from qorgau.messenger.services.access import MxCtx, require_official, require_reader
-from qorgau.messenger.services.events import StoredEvent, events_from_rows, load_events, room_events
+from qorgau.messenger.services.events import (
+    StoredEvent,
+    count_unread,
+    events_from_rows,
+    load_events,
+    room_events,
+)
 
-READ_RECEIPTS = ("m.read", "m.read.private")
 UNREAD_CAP = 99
 TIMELINE_PAGE = 60
 _ROLE_VALUES = sorted(r.value for r in MESSENGER_ROLES)
@@ -96,35 +101,6 @@ def _room_name(ctx: MxCtx, conn: Connection, room_id: str, joined: dict[str, str
     return ", ".join(sorted(others)[:3]) or ""
 
 
-def count_unread(conn: Connection, room_id: str, mxid: str) -> int:
-    """Messages by others after the user's read receipt and after their own last message (capped)."""
-    e, rc = t.events, t.receipts
-    read_upto = conn.execute(
-        sa.select(sa.func.max(rc.c.event_stream_id)).where(
-            rc.c.room_id == room_id, rc.c.user_id == mxid, rc.c.receipt_type.in_(READ_RECEIPTS)
-        )
-    ).scalar()
-    own = conn.execute(
-        sa.select(sa.func.max(e.c.stream_id)).where(
-            e.c.room_id == room_id, e.c.sender == mxid, e.c.type.in_(NOTIFYING_TYPES)
-        )
-    ).scalar()
-    base = max(int(read_upto or 0), int(own or 0))
-    inner = (
-        sa.select(e.c.stream_id)
-        .where(
-            e.c.room_id == room_id,
-            e.c.stream_id > base,
-            e.c.sender != mxid,
-            e.c.type.in_(NOTIFYING_TYPES),
-            e.c.redacted_by.is_(None),
-        )
-        .limit(UNREAD_CAP + 1)
-        .subquery()
-    )
-    return int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar() or 0)
-
-
 def room_list(ctx: MxCtx) -> list[RoomSummary]:
     """The rooms the official is in or invited to: invitations first, then the most recent activity."""
     require_official(ctx)
@@ -167,7 +143,7 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
                 body = shown.get("body") if isinstance(shown, dict) else None
                 summary.last_body = str(body or "") if found.redacted_because is None else None
                 summary.last_sender = names.get(found.sender, found.sender)
-            summary.unread = count_unread(conn, row.room_id, ctx.user_id)
+            summary.unread = count_unread(conn, row.room_id, ctx.user_id, cap=UNREAD_CAP + 1)
             out.append(summary)
     out.sort(key=lambda s: (s.membership != Membership.INVITE, -s.last_stream))
     return out
