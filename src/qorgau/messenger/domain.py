@@ -513,3 +513,92 @@ class SyncFilter:
     def timeline_limit(self) -> int:
         limit = self.room.timeline.limit
         return DEFAULT_TIMELINE_LIMIT if limit is None else limit
+
+
+# --- ДСП ("For official use only") ----------------------------------------------------------------
+#
+# A room is ДСП when created with the marking: a `kz.qorgau.dsp` state event {"dsp": true} in
+# initial_state, or `"kz.qorgau.dsp": true` in creation_content. The marking is fixed at creation.
+# A ДСП room's members all belong to the creator's agency. A message is ДСП when it is sent in a ДСП
+# room or carries `"kz.qorgau.dsp": true`; such content must stay in ДСП rooms, so a marked message
+# in an unmarked room is refused rather than silently accepted. A message carrying
+# `"kz.qorgau.forwarded_from": {"room_id", "event_id"}` that references ДСП content may only go to a
+# ДСП room whose members all belong to the sender's agency.
+
+DSP_STATE = "kz.qorgau.dsp"
+DSP_KEY = "kz.qorgau.dsp"
+FORWARDED_KEY = "kz.qorgau.forwarded_from"
+
+
+def room_marked_dsp(initial_state: Iterable[Mapping[str, Any]], creation_content: Mapping[str, Any] | None) -> bool:
+    """Whether a room about to be created carries the ДСП marking."""
+    if creation_content and creation_content.get(DSP_KEY) is True:
+        return True
+    return any(
+        item.get("type") == DSP_STATE
+        and item.get("state_key", "") == ""
+        and isinstance(item.get("content"), Mapping)
+        and item["content"].get("dsp") is True
+        for item in initial_state
+    )
+
+
+def content_marked_dsp(content: Mapping[str, Any]) -> bool:
+    return content.get(DSP_KEY) is True
+
+
+def forwarded_from(content: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (room id, event id) a message says it forwards; None when it forwards nothing."""
+    ref = content.get(FORWARDED_KEY)
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping) or not all(isinstance(ref.get(k), str) for k in ("room_id", "event_id")):
+        raise bad_json(f"'{FORWARDED_KEY}' must be an object with string 'room_id' and 'event_id'")
+    return ref["room_id"], ref["event_id"]
+
+
+def check_dsp_member(
+    *, room_dsp: bool, room_agency: str | None, member_agency: str | None, agency_name: str | None = None
+) -> str | None:
+    """Why an official of `member_agency` may not be invited to (or join) a room; None: allowed.
+
+    `agency_name` names the room's agency in the error (its code); the id otherwise.
+    """
+    if room_dsp and (room_agency is None or member_agency != room_agency):
+        return f"ДСП room: members must belong to {agency_name or room_agency or 'one agency'}"
+    return None
+
+
+def check_dsp_message(*, room_dsp: bool, content: Mapping[str, Any]) -> str | None:
+    """Why a message may not be sent in a room for its marking; None: allowed."""
+    if content_marked_dsp(content) and not room_dsp:
+        return "ДСП content must stay in ДСП rooms: this room is not marked ДСП"
+    return None
+
+
+def check_dsp_forward(
+    *, source_dsp: bool, target_dsp: bool, sender_agency: str | None, member_agencies: Iterable[str | None]
+) -> str | None:
+    """Why ДСП content may not be forwarded to a room; None: allowed (or the source is not ДСП)."""
+    if not source_dsp:
+        return None
+    if not target_dsp:
+        return "ДСП content cannot be forwarded to a room that is not marked ДСП"
+    if sender_agency is None or any(a != sender_agency for a in member_agencies):
+        return "ДСП content cannot be forwarded to a room with members from outside your agency"
+    return None
+
+
+def dsp_view_is_ledgered(actor: Any) -> bool:
+    """Every view of ДСП content by a security officer is written to the ledger."""
+    return actor is not None and actor.role == Role.SECURITY_OFFICER
+
+
+def may_export_dsp(actor: Any, agency_id: str | None = None) -> bool:
+    """Whether an export may include ДСП content: only a security officer or agency admin of the agency.
+
+    `agency_id` is the agency whose content is exported (the room's); given, the actor must belong to it.
+    """
+    if actor is None or actor.role not in (Role.SECURITY_OFFICER, Role.AGENCY_ADMIN) or actor.agency_id is None:
+        return False
+    return agency_id is None or actor.agency_id == agency_id

@@ -31,7 +31,7 @@ from qorgau.kernel import i18n
 from qorgau.kernel.auth.policy import require
 from qorgau.kernel.errors import Problem
 from qorgau.kernel.i18n import N_
-from qorgau.messenger.domain import is_room_id, is_user_id
+from qorgau.messenger.domain import DSP_STATE, is_room_id, is_user_id
 from qorgau.messenger.services import ephemeral, events, rooms, web_queries
 from qorgau.messenger.services.access import MxCtx, mx_ctx
 from qorgau.messenger.services.events import StoredEvent
@@ -322,7 +322,10 @@ async def messenger_create(request: Request[Any, Any, Any]) -> Response[Any]:
             error=error,
             show_main=True,
         )
-    room_id = await rooms.do_create_room(ctx, CreateRoom(name=name, topic=topic or None, invite=invite))
+    dsp = [{"type": DSP_STATE, "state_key": "", "content": {"dsp": True}}] if _text(form, "dsp") else []
+    room_id = await rooms.do_create_room(
+        ctx, CreateRoom(name=name, topic=topic or None, invite=invite, initial_state=dsp)
+    )
     return Redirect(path=_room_url(room_id), status_code=303)
 
 

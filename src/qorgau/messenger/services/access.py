@@ -24,6 +24,7 @@ from qorgau.messenger.domain import (
     Membership,
     PowerLevels,
     check_membership_change,
+    dsp_view_is_ledgered,
     forbidden,
     user_id,
 )
@@ -61,6 +62,8 @@ class RoomAccess:
     encrypted: bool = False
     event_type: str = ""
     is_state: bool = False
+    dsp: bool = False  # the room is marked "For official use only"
+    agency_id: str | None = None  # the creating official's agency
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,14 @@ _PL = t.room_state.alias("pl")
 # Built once: executing a prebuilt statement skips SQLAlchemy's per-call construction and cache-key
 # work (with the other prebuilt statements of the send path, ~30% of its CPU on the writer thread).
 _ROOM_ACCESS = (
-    sa.select(t.rooms.c.join_rule, t.rooms.c.encrypted, t.members.c.membership, _PL.c.event_id.label("pl_event"))
+    sa.select(
+        t.rooms.c.join_rule,
+        t.rooms.c.encrypted,
+        t.rooms.c.dsp,
+        t.rooms.c.agency_id,
+        t.members.c.membership,
+        _PL.c.event_id.label("pl_event"),
+    )
     .select_from(
         t.rooms.outerjoin(
             t.members,
@@ -195,6 +205,8 @@ def room_access(
         encrypted=bool(row.encrypted),
         event_type=event_type,
         is_state=is_state,
+        dsp=bool(row.dsp),
+        agency_id=row.agency_id,
     )
 
 
@@ -211,3 +223,35 @@ def joined_room_ids(conn: Connection, mxid: str) -> list[str]:
     return list(
         conn.execute(sa.select(m.c.room_id).where(m.c.user_id == mxid, m.c.membership == Membership.JOIN)).scalars()
     )
+
+
+def note_dsp_view(ctx: Ctx, access: RoomAccess, events: int) -> None:
+    """A security officer's view of ДСП content: one ledger entry per view (never for other members).
+
+    Called from a worker thread (reads run off the event loop); waits for the entry to be durable.
+    """
+    if not access.dsp or not dsp_view_is_ledgered(ctx.actor):
+        return
+    kernel = ctx.kernel
+
+    def job(tx: Any) -> None:
+        kernel.ledger.append(
+            tx,
+            entry_type="access",
+            actor=kernel.actor_ref(ctx.actor),
+            action="messenger.dsp_view",
+            subject=None,
+            obj={"room": access.room_id, "events": events},
+        )
+
+    kernel.writer.run(job)
+
+
+def agency_code(conn: Connection, agency_id: str | None) -> str | None:
+    """How an agency is named in an error: its public code (not its internal id)."""
+    if agency_id is None:
+        return None
+    from qorgau.kernel.auth.tables import agencies
+
+    found = conn.execute(sa.select(agencies.c.code).where(agencies.c.id == agency_id)).scalar()
+    return str(found) if found is not None else agency_id

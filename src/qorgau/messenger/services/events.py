@@ -29,9 +29,14 @@ from qorgau.messenger.domain import (
     MAX_TIMELINE_LIMIT,
     NOTIFYING_TYPES,
     EventFilter,
+    Membership,
     check_content_size,
+    check_dsp_forward,
+    check_dsp_message,
     check_event_type,
+    content_marked_dsp,
     forbidden,
+    forwarded_from,
     invalid_param,
     new_event_id,
     not_found,
@@ -40,7 +45,14 @@ from qorgau.messenger.domain import (
     stream_token,
 )
 from qorgau.messenger.runtime import Runtime, runtime
-from qorgau.messenger.services.access import MxCtx, require_official, require_reader, room_access
+from qorgau.messenger.services.access import (
+    MxCtx,
+    RoomAccess,
+    note_dsp_view,
+    require_official,
+    require_reader,
+    room_access,
+)
 
 TOPIC_ROOM = "messenger.room"
 
@@ -73,6 +85,7 @@ class Draft:
     # For m.room.member: the member's account and agency (the derived members table keeps them).
     account_id: str | None = None
     agency_id: str | None = None
+    dsp: bool = False  # "For official use only": sent in a ДСП room or marked so
 
 
 def draft(
@@ -149,6 +162,7 @@ def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
             "redacts": d.redacts,
             "txn_device": d.txn_device,
             "txn_id": d.txn_id,
+            "dsp": d.dsp,
             "content": d.blob,
         },
     )
@@ -377,6 +391,7 @@ async def do_send_event(ctx: MxCtx, room_id: str, event_type: str, content: dict
     if event_type in ("m.room.redaction", "m.room.member", "m.room.create"):
         raise invalid_param(f"{event_type} events have their own endpoints")
     kernel = ctx.kernel
+    source = forwarded_from(content)
     d = draft(kernel, room_id, event_type, ctx.user_id, content, txn_device=ctx.device_key, txn_id=txn_id)
 
     def job(tx: Tx) -> str | Problem:
@@ -387,10 +402,39 @@ async def do_send_event(ctx: MxCtx, room_id: str, event_type: str, content: dict
         access = room_access(kernel, tx.conn, room_id, ctx.user_id, event_type=event_type)
         if access is None or not can(ctx.actor, "messenger.room.send", access):
             return forbidden("You may not send this event in this room")
+        why = check_dsp_message(room_dsp=access.dsp, content=content)
+        if why is None and source is not None:
+            why = _dsp_forward_refusal(tx.conn, ctx, access, source)
+        if why is not None:
+            return forbidden(why)
+        d.dsp = access.dsp or content_marked_dsp(content)
         append(tx, kernel, d)
         return d.event_id
 
     return str(await run_write(kernel, job))
+
+
+def _dsp_forward_refusal(conn: Connection, ctx: MxCtx, target: RoomAccess, source: tuple[str, str]) -> str | None:
+    """Why a forward of `source` (room id, event id) may not go to the target room; None: allowed."""
+    e, r, m = t.events, t.rooms, t.members
+    row = conn.execute(
+        sa.select(e.c.dsp, r.c.dsp.label("room_dsp"))
+        .join(r, r.c.room_id == e.c.room_id)
+        .where(e.c.event_id == source[1], e.c.room_id == source[0])
+    ).first()
+    source_dsp = row is not None and bool(row.dsp or row.room_dsp)
+    agencies = conn.execute(
+        sa.select(m.c.agency_id).where(
+            m.c.room_id == target.room_id, m.c.membership.in_((Membership.JOIN, Membership.INVITE))
+        )
+    ).scalars()
+    actor = ctx.actor
+    return check_dsp_forward(
+        source_dsp=source_dsp,
+        target_dsp=target.dsp,
+        sender_agency=actor.agency_id if actor is not None else None,
+        member_agencies=list(agencies),
+    )
 
 
 _SENT_WITH_TXN = sa.select(t.events.c.event_id).where(
@@ -461,10 +505,11 @@ async def do_redact_event(ctx: MxCtx, room_id: str, target_id: str, reason: str 
 def get_event(ctx: MxCtx, room_id: str, event_id: str) -> dict[str, Any]:
     require_official(ctx)
     with ctx.kernel.db.read() as conn:
-        require_reader(ctx, conn, room_id)
+        access = require_reader(ctx, conn, room_id)
         found = load_events(ctx.kernel, conn, event_ids=[event_id])
     if not found or found[0].room_id != room_id:
         raise not_found("Event not found")
+    note_dsp_view(ctx, access, 1)
     return found[0].to_dict(txn_device=ctx.device_key)
 
 
@@ -493,7 +538,7 @@ def room_messages(
     end_bound = _position(to_token, "to")
     backwards = direction == "b"
     with ctx.kernel.db.read() as conn:
-        require_reader(ctx, conn, room_id)
+        access = require_reader(ctx, conn, room_id)
         if backwards:
             chunk = room_events(
                 ctx.kernel,
@@ -518,6 +563,8 @@ def room_messages(
             )
         if start is None:
             start = _latest_room_position(conn, room_id) if backwards else 0
+    if chunk:
+        note_dsp_view(ctx, access, len(chunk))
     out: dict[str, Any] = {
         "chunk": [e.to_dict(txn_device=ctx.device_key) for e in chunk],
         "start": stream_token(start),
@@ -538,7 +585,7 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
     limit = max(0, min(limit, MAX_TIMELINE_LIMIT))
     kernel = ctx.kernel
     with kernel.db.read() as conn:
-        require_reader(ctx, conn, room_id)
+        access = require_reader(ctx, conn, room_id)
         found = load_events(kernel, conn, event_ids=[event_id])
         if not found or found[0].room_id != room_id:
             raise not_found("Event not found")
@@ -552,6 +599,7 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
             kernel, conn, room_id, after=event.stream_id, limit=after_n, backwards=False, event_filter=event_filter
         )
         state = current_state(kernel, conn, room_id)
+    note_dsp_view(ctx, access, 1 + len(before) + len(after))
     start = (before[-1].stream_id - 1) if before else event.stream_id - 1
     end = after[-1].stream_id if after else event.stream_id
     dev = ctx.device_key

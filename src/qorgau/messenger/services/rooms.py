@@ -18,12 +18,14 @@ from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.kernel.errors import Problem
 from qorgau.messenger import tables as t
 from qorgau.messenger.domain import (
+    DSP_STATE,
     MEMBERSHIP_RESULT,
     PRESETS,
     ROOM_VERSION,
     Membership,
     alias_for,
     bad_json,
+    check_dsp_member,
     check_event_type,
     check_power_levels_change,
     default_power_levels,
@@ -35,10 +37,12 @@ from qorgau.messenger.domain import (
     new_room_id,
     not_found,
     preset_state,
+    room_marked_dsp,
 )
 from qorgau.messenger.services.access import (
     MembershipChange,
     MxCtx,
+    agency_code,
     joined_room_ids,
     membership_refusal,
     require_official,
@@ -105,11 +109,20 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
         check_event_type(item["type"])
     invitees = sorted({i for i in cmd.invite if i != ctx.user_id})
 
-    def lookup() -> dict[str, UserInfo]:
-        with kernel.db.read() as conn:
-            return {mxid: lookup_official(kernel, conn, mxid) for mxid in invitees}
+    dsp = room_marked_dsp(cmd.initial_state, cmd.creation_content)
 
-    infos = await asyncio.to_thread(lookup)
+    def lookup() -> tuple[dict[str, UserInfo], str | None]:
+        with kernel.db.read() as conn:
+            found = {mxid: lookup_official(kernel, conn, mxid) for mxid in invitees}
+            return found, agency_code(conn, actor.agency_id) if dsp else None
+
+    infos, code = await asyncio.to_thread(lookup)
+    for mxid in invitees:
+        why = check_dsp_member(
+            room_dsp=dsp, room_agency=actor.agency_id, member_agency=infos[mxid].agency_id, agency_name=code
+        )
+        if why is not None:
+            raise forbidden(why)
     room_id = new_room_id(server)
     me = ctx.user_id
     ts = utc_now_ms()
@@ -118,6 +131,8 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
         return draft(kernel, room_id, event_type, me, content, state_key=state_key, ts=ts, **kw)
 
     creation = {k: v for k, v in (cmd.creation_content or {}).items() if k not in ("creator", "room_version")}
+    if dsp:
+        creation["kz.qorgau.dsp"] = True
     power = default_power_levels(me, extra_admins=invitees if preset == "trusted_private_chat" else ())
     power.update(cmd.power_level_content_override or {})
     drafts = [
@@ -137,7 +152,11 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
     for event_type, content in preset_state(preset):
         if (event_type, "") not in initial:
             drafts.append(make(event_type, content))
+    if dsp:
+        initial[(DSP_STATE, "")] = {"dsp": True}  # the marking in the state, however it was asked for
     for (event_type, state_key), content in initial.items():
+        if event_type == DSP_STATE and not dsp:
+            continue  # an unmarked room carries no marking state
         drafts.append(make(event_type, content, state_key))
     if cmd.name:
         drafts.append(make("m.room.name", {"name": cmd.name[:255]}))
@@ -162,6 +181,7 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
                 agency_id=actor.agency_id,
                 room_version=ROOM_VERSION,
                 is_direct=cmd.is_direct,
+                dsp=dsp,
                 encrypted=encrypted,
                 join_rule=str(join_rule.get("join_rule", "invite"))[:16],
                 created_at=ts,
@@ -177,7 +197,7 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
             actor=kernel.actor_ref(actor),
             action="messenger.room.create",
             subject=None,
-            obj={"room": room_id, "invited": len(invitees), "direct": cmd.is_direct},
+            obj={"room": room_id, "invited": len(invitees), "direct": cmd.is_direct, "dsp": dsp},
         )
         for mxid in invitees:
             _ledger_decision(tx, kernel, ctx, "invite", room_id, infos[mxid].account_id)
@@ -243,6 +263,15 @@ async def do_change_membership(
         change = MembershipChange(access, action, target, target_membership)
         if not can(actor, "messenger.room.membership", change):
             return forbidden(membership_refusal(change) or "You may not do this")
+        joining = action in ("invite", "join") and target_membership not in (Membership.JOIN, Membership.INVITE)
+        why = joining and check_dsp_member(
+            room_dsp=access.dsp,
+            room_agency=access.agency_id,
+            member_agency=info.agency_id,
+            agency_name=agency_code(tx.conn, access.agency_id) if access.dsp else None,
+        )
+        if why:
+            return forbidden(why)
         if action == "join" and target_membership == Membership.JOIN:
             return room_id  # already in: nothing changes
         append(tx, kernel, d)
@@ -258,6 +287,8 @@ async def do_set_state(ctx: MxCtx, room_id: str, event_type: str, state_key: str
     check_event_type(event_type)
     if event_type == "m.room.create":
         raise forbidden("The creation event cannot be changed")
+    if event_type == DSP_STATE:
+        raise forbidden("The ДСП marking is set when a room is created and cannot be changed")
     kernel = ctx.kernel
     if event_type == "m.room.member" and (state_key != ctx.user_id or content.get("membership") != "join"):
         raise forbidden("Use the membership endpoints (invite, join, leave, kick, ban)")

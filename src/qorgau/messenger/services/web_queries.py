@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from qorgau.kernel.auth import tables as at
 from qorgau.messenger import tables as t
 from qorgau.messenger.domain import MESSENGER_ROLES, Membership, user_id
-from qorgau.messenger.services.access import MxCtx, require_official, require_reader
+from qorgau.messenger.services.access import MxCtx, note_dsp_view, require_official, require_reader
 from qorgau.messenger.services.events import (
     StoredEvent,
     count_unread,
@@ -43,6 +43,7 @@ class RoomSummary:
     last_ts: int = 0
     last_stream: int = 0
     inviter: str | None = None
+    dsp: bool = False  # "For official use only": the list shows the badge, never a preview
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RoomView:
     members: dict[str, str]  # joined: user id -> display name
     invited: dict[str, str]
     names: dict[str, str] = field(default_factory=dict)  # everyone ever in the room
+    dsp: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
     out: list[RoomSummary] = []
     with ctx.kernel.db.read() as conn:
         rows = conn.execute(
-            sa.select(m.c.room_id, m.c.membership, m.c.event_id, r.c.is_direct)
+            sa.select(m.c.room_id, m.c.membership, m.c.event_id, r.c.is_direct, r.c.dsp)
             .join(r, r.c.room_id == m.c.room_id)
             .where(m.c.user_id == ctx.user_id, m.c.membership.in_([Membership.JOIN, Membership.INVITE]))
         ).all()
@@ -119,6 +121,7 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
                 name=_room_name(ctx, conn, row.room_id, joined, invited),
                 membership=row.membership,
                 is_direct=bool(row.is_direct),
+                dsp=bool(row.dsp),
             )
             if row.membership == Membership.INVITE:
                 invite = conn.execute(sa.select(e.c.sender, e.c.stream_id).where(e.c.event_id == row.event_id)).first()
@@ -142,6 +145,8 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
                 shown = found.content.get("m.new_content") or found.content  # an edit shows its new text
                 body = shown.get("body") if isinstance(shown, dict) else None
                 summary.last_body = str(body or "") if found.redacted_because is None else None
+                if summary.dsp and summary.last_body is not None:
+                    summary.last_body = ""  # no ДСП text outside the room view (whose views are ledgered)
                 summary.last_sender = names.get(found.sender, found.sender)
             summary.unread = count_unread(conn, row.room_id, ctx.user_id, cap=UNREAD_CAP + 1)
             out.append(summary)
@@ -153,7 +158,7 @@ def room_view(ctx: MxCtx, room_id: str) -> RoomView:
     """A room the official has joined: its name, topic and members (M_FORBIDDEN otherwise)."""
     require_official(ctx)
     with ctx.kernel.db.read() as conn:
-        require_reader(ctx, conn, room_id)
+        access = require_reader(ctx, conn, room_id)
         joined, invited, names = _member_names(ctx, conn, room_id)
         topic = _state_content(ctx, conn, room_id, "m.room.topic")
         is_direct = conn.execute(sa.select(t.rooms.c.is_direct).where(t.rooms.c.room_id == room_id)).scalar()
@@ -165,17 +170,25 @@ def room_view(ctx: MxCtx, room_id: str) -> RoomView:
             members=joined,
             invited=invited,
             names=names,
+            dsp=access.dsp,
         )
 
 
 def timeline(ctx: MxCtx, room_id: str, *, after: int | None = None, limit: int = TIMELINE_PAGE) -> list[StoredEvent]:
-    """The room's latest events (or those after `after`), oldest first."""
+    """The room's latest events (or those after `after`), oldest first.
+
+    Showing a ДСП room's events to a security officer is a view written to the ledger.
+    """
     require_official(ctx)
     with ctx.kernel.db.read() as conn:
-        require_reader(ctx, conn, room_id)
+        access = require_reader(ctx, conn, room_id)
         if after is not None:
-            return room_events(ctx.kernel, conn, room_id, after=after, limit=limit, backwards=False)
-        return list(reversed(room_events(ctx.kernel, conn, room_id, limit=limit, backwards=True)))
+            found = room_events(ctx.kernel, conn, room_id, after=after, limit=limit, backwards=False)
+        else:
+            found = list(reversed(room_events(ctx.kernel, conn, room_id, limit=limit, backwards=True)))
+    if found:
+        note_dsp_view(ctx, access, len(found))
+    return found
 
 
 def room_events_by_id(ctx: MxCtx, room_id: str, event_ids: list[str]) -> dict[str, StoredEvent]:
