@@ -141,6 +141,17 @@ def load_report(conn: Connection | Tx, report_id: str) -> Any:
 # --- staff ------------------------------------------------------------------------------------
 
 
+def history_of(conn: Connection | Tx, report_id: str) -> list[Any]:
+    """A report's history rows, oldest first (notes still sealed)."""
+    return list(
+        conn.execute(
+            sa.select(t.report_history)
+            .where(t.report_history.c.report_id == report_id)
+            .order_by(t.report_history.c.at, t.report_history.c.id)
+        ).all()
+    )
+
+
 def unit_scope(kernel: Kernel, unit_id: str | None, requested_by: str | None = None) -> UnitScope:
     unit = auth.get_agency(kernel, unit_id) if unit_id else None
     return UnitScope(unit.id if unit else None, unit.kind.value if unit else None, requested_by)

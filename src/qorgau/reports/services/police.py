@@ -33,6 +33,7 @@ from qorgau.reports.domain import (
 )
 from qorgau.reports.services.common import (
     deadlines,
+    history_of,
     load_report,
     new_id,
     notify,
@@ -217,11 +218,7 @@ def officer_view(ctx: Ctx, report_id: str) -> OfficerReport:
     with kernel.db.read() as conn:
         row = load_report(conn, report_id)
         data_key = report_key(kernel, conn, row)
-        history = conn.execute(
-            sa.select(t.report_history)
-            .where(t.report_history.c.report_id == report_id)
-            .order_by(t.report_history.c.at, t.report_history.c.id)
-        ).all()
+        history = history_of(conn, report_id)
         reveals = conn.execute(
             sa.select(t.report_reveals)
             .where(t.report_reveals.c.report_id == report_id)

@@ -36,6 +36,7 @@ from qorgau.reports.domain import (
 )
 from qorgau.reports.services.common import (
     client_key,
+    history_of,
     limits,
     load_report,
     new_id,
@@ -200,11 +201,7 @@ def reporter_view(ctx: Ctx, *, follow_up_pass: str | None = None, report_id: str
     with kernel.db.read() as conn:
         row = load_report(conn, report_id)
         data_key = report_key(kernel, conn, row)
-        history = conn.execute(
-            sa.select(t.report_history)
-            .where(t.report_history.c.report_id == report_id)
-            .order_by(t.report_history.c.at, t.report_history.c.id)
-        ).all()
+        history = history_of(conn, report_id)
         files = _files(conn, report_id)
         messages = messages_of(conn, data_key, report_id, files)
         unit = auth.get_agency(kernel, row.unit_id)
