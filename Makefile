@@ -62,6 +62,7 @@ bench: install-dev
 	$(PY) bench/http.py
 	$(PY) bench/matrix_sync.py
 	$(PY) bench/pii.py
+	$(PY) bench/reports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -18,7 +18,7 @@ from qorgau.kernel.events import set_bus
 from qorgau.kernel.observability import Metrics, configure_logging, log, metrics_middleware
 from qorgau.kernel.realtime import Hub, make_bus
 from qorgau.settings import Settings
-from qorgau.web import kernel_api, pages, transparency
+from qorgau.web import invites, kernel_api, pages, transparency
 from qorgau.web.http import check_csrf
 from qorgau.web.problems import problem_response
 
@@ -27,19 +27,22 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def _route_handlers() -> list[Any]:
     from qorgau.kernel.ledger import api as ledger_api
-    from qorgau.messenger import matrix
+    from qorgau.messenger import matrix, office_web, onboarding_web
     from qorgau.messenger import web as messenger_web
     from qorgau.reports import open311
     from qorgau.reports import web as reports_web
 
     return [
         *pages.ROUTES,
+        *invites.ROUTES,
         *kernel_api.ROUTES,
         *transparency.ROUTES,
         *ledger_api.ROUTES,
         *reports_web.ROUTES,
         open311.router(),
         *messenger_web.ROUTES,
+        *office_web.ROUTES,
+        *onboarding_web.ROUTES,
         matrix.router(),
         create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
     ]
@@ -79,13 +82,27 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
         # A deployment always publishes a head before serving: the empty log's, on a fresh database.
         await asyncio.to_thread(kernel.ledger.sign_if_grown)
         signer = asyncio.create_task(kernel.ledger.run_signer(), name="ledger-signer")
+        from qorgau.reports.services.retention import run_purger
+
+        # The reports' retention rule, applied hourly (also `qorgau reports purge`).
+        purger = asyncio.create_task(run_purger(kernel), name="reports-purger")
+        from qorgau.messenger.services.compliance import run_purger as run_messenger_purger
+
+        # The messenger's retention periods, applied hourly (also `qorgau messenger purge`).
+        messenger_purger = asyncio.create_task(run_messenger_purger(kernel), name="messenger-purger")
         log.info("started", database=kernel.db.dialect, bus=kernel.settings.bus.split("://")[0])
         try:
             yield
         finally:
             signer.cancel()
+            purger.cancel()
+            messenger_purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await signer
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            with contextlib.suppress(asyncio.CancelledError):
+                await messenger_purger
             from qorgau.messenger import matrix
 
             await matrix.shutdown(kernel)

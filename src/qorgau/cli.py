@@ -21,6 +21,10 @@ ledger_app = typer.Typer(no_args_is_help=True, help="The transparency log.")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
+reports_app = typer.Typer(no_args_is_help=True, help="Citizen reports.")
+app.add_typer(reports_app, name="reports")
+messenger_app = typer.Typer(no_args_is_help=True, help="The officials' messenger.")
+app.add_typer(messenger_app, name="messenger")
 app.add_typer(pii_app, name="pii")
 
 console = Console(stderr=False)
@@ -100,6 +104,11 @@ def serve(
 ) -> None:
     """Run the platform (migrates on start) and print its URL."""
     import uvicorn
+
+    from qorgau.messenger.runtime import tune_process
+
+    # Before the demo's sign-in hashes: their work areas must go back to the system when freed.
+    tune_process()
 
     from qorgau.migrations import upgrade
     from qorgau.settings import ensure_secrets
@@ -250,16 +259,44 @@ def users_create(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     agency: Annotated[str | None, typer.Option(help="Agency code or id.")] = None,
     display_name: Annotated[str | None, typer.Option("--display-name", help="Name shown to others.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Public address for invitation links (default: host and port).")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Create an account (the operator acts with platform rights)."""
+    """Create an account (the operator acts with platform rights).
+
+    With --password-stdin the account gets that password and counts as joined; without it, an agency
+    account is created without a password and a one-time invitation link is printed instead.
+    """
     from qorgau.kernel.auth import services as auth
     from qorgau.kernel.errors import Problem
 
     if not password_stdin:
-        raise fail("pass the password on standard input with --password-stdin (never on the command line)")
+        from qorgau.kernel.auth.invites import do_invite_user
+        from qorgau.kernel.auth.roles import AGENCY_ROLES
+
+        if role not in AGENCY_ROLES:
+            raise fail(
+                "pass the password on standard input with --password-stdin (never on the command line);"
+                " only agency accounts can be invited by link"
+            )
+        settings = _settings(data_dir, database_url, config)
+        kernel = _kernel(settings)
+        try:
+            issued = do_invite_user(
+                None, kernel, username=username, role=role, agency=agency, display_name=display_name
+            )
+            kernel.ledger.sign_if_grown()
+        except Problem as exc:
+            raise _problem_exit(exc) from None
+        finally:
+            kernel.close()
+        console.print(f"invited {username.strip().lower()} ({role}); send this one-time link (it is not stored):")
+        console.print(issued.url(base_url or f"http://{settings.host}:{settings.port}"), soft_wrap=True)
+        return
     password = sys.stdin.readline().rstrip("\r\n")
     kernel = _kernel(_settings(data_dir, database_url, config))
     try:
@@ -366,6 +403,55 @@ def _progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+@reports_app.command("purge")
+def reports_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the reports that are due.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete the content of finished reports older than QORGAU_REPORTS_RETENTION_DAYS (metadata stays)."""
+    from qorgau.reports.services.retention import purge_due
+
+    settings = _settings(data_dir, database_url, config)
+    kernel = _kernel(settings)
+    try:
+        result = purge_due(kernel, dry_run=dry_run)
+        if result.count and not dry_run:
+            kernel.ledger.sign_if_grown()
+    finally:
+        kernel.close()
+    days = settings.reports_retention_days
+    if dry_run:
+        console.print(f"{result.count} reports are due for purging (finished over {days} days ago); nothing changed")
+    else:
+        console.print(f"{result.count} reports purged (finished more than {days} days ago)")
+
+
+@messenger_app.command("purge")
+def messenger_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the messages that are due.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Remove the content of messages older than their room kind's retention period (rooms on hold kept)."""
+    from qorgau.messenger.services.compliance import purge_expired
+
+    settings = _settings(data_dir, database_url, config)
+    kernel = _kernel(settings)
+    try:
+        result = purge_expired(kernel, dry_run=dry_run)
+        if result.events and not dry_run:
+            kernel.ledger.sign_if_grown()
+    finally:
+        kernel.close()
+    if dry_run:
+        console.print(f"{result.events} messages in {result.rooms} rooms are due for purging; nothing changed")
+    else:
+        console.print(f"{result.events} messages purged in {result.rooms} rooms")
 
 
 @app.command("verify-ledger")

@@ -122,7 +122,38 @@ def load_demo(kernel: Kernel) -> list[DemoAccount]:
             )
         result.append(DemoAccount(username, password, role.value, agency, created=not exists))
     result.append(_demo_citizen(kernel))
+    _demo_invited(kernel)
     return result
+
+
+# Officials of the demo agency who were invited but have not joined: the onboarding dashboard shows a
+# mix (one link still open, one run out). Their links are not kept anywhere: re-issue one from /admin/users.
+INVITED = [
+    ("timur.seitkali", "astana-digital", "Тимур Сейітқали", 0),
+    ("zhanar.abdrakhmanova", "astana-digital", "Жанар Әбдірахманова", 4 * 24 * 3_600_000),
+]
+
+
+def _demo_invited(kernel: Kernel) -> None:
+    from qorgau.kernel.auth.invites import do_invite_user
+
+    for username, agency, name, age_ms in INVITED:
+        with kernel.db.read() as conn:
+            if conn.execute(sa.select(t.users.c.id).where(t.users.c.username == username)).scalar():
+                continue
+        issued = do_invite_user(None, kernel, username=username, role=Role.OFFICIAL, agency=agency, display_name=name)
+        if age_ms:
+            # Backdate the invitation so that its link has run out.
+            kernel.db.run(
+                lambda tx, uid=issued.user_id, age=age_ms: tx.execute(
+                    t.account_invites.update()
+                    .where(t.account_invites.c.user_id == uid)
+                    .values(
+                        created_at=t.account_invites.c.created_at - age,
+                        expires_at=t.account_invites.c.expires_at - age,
+                    )
+                )
+            )
 
 
 # The worked example from DOMAIN.md: a valid checksum, used only for the demo citizen.

@@ -11,6 +11,7 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,14 @@ class Settings:
     # How long a woken /sync gathers further events before it answers (coalescing), in milliseconds.
     matrix_sync_coalesce_ms: int = 5
     matrix_media_max_bytes: int = 10 * 1024 * 1024
+    # How long messages keep their content, per kind of room (days; 0 keeps them for ever).
+    messenger_retention_direct_days: int = 365
+    messenger_retention_group_days: int = 1825
+    messenger_retention_dsp_days: int = 1825
+    # Invitation links for officials: how long a link stays valid.
+    invite_ttl_hours: int = 72
+    # The date (ISO, YYYY-MM-DD) by which every official must have joined the messenger.
+    messenger_transition_deadline: str = "2027-03-01"
     # Citizen reports: the regulation's deadlines, routing, attachments and abuse limits.
     reports_triage_days: int = 1
     reports_decision_days: int = 10
@@ -58,6 +67,10 @@ class Settings:
     reports_receipt_max_failures: int = 5
     reports_receipt_lockout_seconds: int = 60
     reports_submissions_per_hour: int = 10
+    # Reports of the same unit, category and place submitted within this many hours are suggested as duplicates.
+    reports_duplicate_window_hours: int = 72
+    # Closed reports lose their content (text, files, identity, messages, place) this many days after closing.
+    reports_retention_days: int = 365
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -143,6 +156,8 @@ def _validate(s: Settings) -> None:
         "reports_receipt_max_failures",
         "reports_receipt_lockout_seconds",
         "reports_submissions_per_hour",
+        "reports_duplicate_window_hours",
+        "reports_retention_days",
     ):
         if getattr(s, name) < 1:
             raise bad(name, "must be positive")
@@ -152,6 +167,21 @@ def _validate(s: Settings) -> None:
         raise bad("matrix_sync_coalesce_ms", "must be between 0 and 1000")
     if not 1024 <= s.matrix_media_max_bytes <= 1024**3:
         raise bad("matrix_media_max_bytes", "must be between 1 KiB and 1 GiB")
+    for name in ("messenger_retention_direct_days", "messenger_retention_group_days", "messenger_retention_dsp_days"):
+        if not 0 <= getattr(s, name) <= 36500:
+            raise bad(name, "must be a number of days between 0 (keep for ever) and 36500")
+    if not 1 <= s.invite_ttl_hours <= 24 * 90:
+        raise bad("invite_ttl_hours", "must be between 1 and 2160 (90 days)")
+    if not _is_iso_date(s.messenger_transition_deadline):
+        raise bad("messenger_transition_deadline", "must be a date written YYYY-MM-DD")
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def load_settings(

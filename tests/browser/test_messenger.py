@@ -25,13 +25,13 @@ def test_two_officials_chat_live_in_two_windows(browser: Any, live_url: str, dem
     try:
         sign_in(nurlan, live_url, "nurlan.official", demo["nurlan.official"].password)
         sign_in(aigerim, live_url, "aigerim.admin", demo["aigerim.admin"].password)
-        aigerim.get_by_role("link", name="Messenger").click()
+        aigerim.get_by_role("link", name="Messenger Chats").click()
         aigerim.wait_for_url(live_url + "/messenger")
         shot(aigerim, "messenger-empty-phone-en")
         no_overflow(aigerim)
 
         # Nurlan creates a room and invites Aigerim from the agency directory.
-        nurlan.get_by_role("link", name="Messenger").click()
+        nurlan.get_by_role("link", name="Messenger Chats").click()
         nurlan.get_by_test_id("new-chat").click()
         nurlan.get_by_label("Name", exact=True).fill("Digital services rollout")
         nurlan.get_by_label("Topic").fill("Weekly coordination")
@@ -112,6 +112,59 @@ def test_two_officials_chat_live_in_two_windows(browser: Any, live_url: str, dem
             aigerim.goto(live_url + "/messenger")
             shot(aigerim, f"messenger-list-phone-{lang}")
             aigerim.go_back()
+    finally:
+        desk.close()
+        phone.close()
+
+
+def test_a_photo_sent_in_the_browser_shows_in_the_other_window_and_search_finds_text(
+    browser: Any, live_url: str, demo: dict[str, Any]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    desk = browser.new_context(viewport={"width": 1280, "height": 860}, extra_http_headers={"Accept-Language": "en"})
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, extra_http_headers={"Accept-Language": "en"})
+    nurlan, aigerim = desk.new_page(), phone.new_page()
+    try:
+        sign_in(nurlan, live_url, "nurlan.official", demo["nurlan.official"].password)
+        sign_in(aigerim, live_url, "aigerim.admin", demo["aigerim.admin"].password)
+        for page in (nurlan, aigerim):
+            page.locator("form.langs button[value=en]").click()
+            page.wait_for_load_state()
+        nurlan.goto(live_url + "/messenger/new")
+        nurlan.get_by_label("Name", exact=True).fill("Site inspection")
+        nurlan.get_by_test_id("create-room").get_by_label("Айгерим Сапарова").check()
+        nurlan.get_by_role("button", name="Create chat").click()
+        nurlan.get_by_test_id("room-name").filter(has_text="Site inspection").wait_for()
+        aigerim.goto(live_url + "/messenger")
+        aigerim.get_by_test_id("rooms").get_by_role("link", name="Site inspection").click()
+        aigerim.get_by_test_id("invitation").get_by_role("button", name="Join").click()
+        aigerim.get_by_test_id("room-name").filter(has_text="Site inspection").wait_for()
+
+        photo = io.BytesIO()
+        Image.new("RGB", (320, 200), (0, 95, 143)).save(photo, "JPEG")
+        nurlan.get_by_label("Attach a file").set_input_files(
+            files=[{"name": "facade.jpg", "mimeType": "image/jpeg", "buffer": photo.getvalue()}]
+        )
+        nurlan.get_by_test_id("attach").get_by_role("button", name="Send the file").click()
+        nurlan.get_by_test_id("timeline").get_by_test_id("image").wait_for()
+        image = aigerim.get_by_test_id("timeline").get_by_test_id("image")
+        image.wait_for(timeout=LIVE_MS)
+        image.scroll_into_view_if_needed()
+        aigerim.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=LIVE_MS
+        )
+        shot(aigerim, "messenger-photo-phone-en")
+        no_overflow(aigerim)
+
+        send(nurlan, "The facade repair on Abay avenue is finished")
+        aigerim.get_by_test_id("timeline").get_by_text("facade repair").wait_for(timeout=LIVE_MS)
+        aigerim.goto(live_url + "/messenger/search?q=abay+facade")
+        aigerim.get_by_test_id("search-results").get_by_text("The facade repair on Abay avenue").wait_for()
+        shot(aigerim, "messenger-search-phone-en")
+        no_overflow(aigerim)
     finally:
         desk.close()
         phone.close()

@@ -162,9 +162,13 @@ async def test_official_outside_the_room_is_forbidden(clients: dict[str, AsyncCl
 
 async def test_upload_download_and_photo_location_is_stripped(clients: dict[str, AsyncClient]) -> None:
     nurlan, dana = clients["nurlan"], clients["dana"]
+    room_id = await _room_with_both(nurlan, dana)
     document = "Хаттама №1\n".encode() * 50
     uploaded, _keys = await nurlan.upload(io.BytesIO(document), "text/plain", "хаттама.txt", filesize=len(document))
     assert isinstance(uploaded, UploadResponse), uploaded
+    # A file is shared by sending it to a room; before that only its uploader may fetch it.
+    assert isinstance(await dana.download(uploaded.content_uri), DownloadError)
+    await _share(nurlan, room_id, "m.file", "хаттама.txt", uploaded.content_uri)
     fetched = await dana.download(uploaded.content_uri)
     assert not isinstance(fetched, DownloadError), fetched
     assert fetched.body == document
@@ -173,6 +177,7 @@ async def test_upload_download_and_photo_location_is_stripped(clients: dict[str,
     assert b"Exif" in photo and Image.open(io.BytesIO(photo)).getexif().get_ifd(0x8825)
     uploaded, _keys = await nurlan.upload(io.BytesIO(photo), "image/jpeg", "photo.jpg", filesize=len(photo))
     assert isinstance(uploaded, UploadResponse), uploaded
+    await _share(nurlan, room_id, "m.image", "photo.jpg", uploaded.content_uri)
     fetched = await dana.download(uploaded.content_uri)
     assert not isinstance(fetched, DownloadError), fetched
     clean = Image.open(io.BytesIO(fetched.body))
@@ -183,6 +188,11 @@ async def test_upload_download_and_photo_location_is_stripped(clients: dict[str,
     thumb = await dana.thumbnail(server_name, media_id, 32, 32, method=ResizingMethod.crop)
     assert not isinstance(thumb, ErrorResponse), thumb
     assert Image.open(io.BytesIO(thumb.body)).size == (32, 32)
+
+
+async def _share(client: AsyncClient, room_id: str, msgtype: str, name: str, uri: str) -> None:
+    sent = await client.room_send(room_id, "m.room.message", {"msgtype": msgtype, "body": name, "url": uri})
+    assert isinstance(sent, RoomSendResponse), sent
 
 
 def _jpeg_with_gps() -> bytes:

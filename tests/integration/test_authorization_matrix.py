@@ -85,6 +85,17 @@ MATRIX: list[tuple[str, str, str, Any, list[str], int]] = [
     ("GET", "/messenger", "/messenger", None, OFFICIALS, 200),
     ("GET", "/messenger/new", "/messenger/new", None, OFFICIALS, 200),
     ("GET", "/messenger/list", "/messenger/list", None, OFFICIALS, 200),
+    ("GET", "/messenger/search", "/messenger/search?q=x", None, OFFICIALS, 200),
+    # Onboarding dashboard: agency admins (their agency) and platform admins (every agency).
+    ("GET", "/admin/onboarding", "/admin/onboarding", None, ADMINS, 200),
+    ("GET", "/admin/onboarding.csv", "/admin/onboarding.csv", None, ADMINS, 200),
+    # Letters are written and filed by officials of an agency; notices are sent by admins, received by officials.
+    ("GET", "/messenger/letters", "/messenger/letters", None, OFFICIALS, 200),
+    ("GET", "/messenger/letters/new", "/messenger/letters/new", None, OFFICIALS, 200),
+    ("GET", "/messenger/notices", "/messenger/notices", None, OFFICIALS, 200),
+    ("GET", "/messenger/notices/new", "/messenger/notices/new", None, ADMINS, 200),
+    ("GET", "/messenger/notices/sent", "/messenger/notices/sent", None, ADMINS, 200),
+    ("GET", "/messenger/compliance", "/messenger/compliance", None, ["agency_admin", "security_officer"], 200),
 ]
 
 # Routes exercised by their own tests rather than the generic matrix (state changes with bodies).
@@ -98,6 +109,15 @@ COVERED_ELSEWHERE = {
     ("POST", "/api/v1/auth/tokens"),
     ("DELETE", "/api/v1/auth/tokens/{token_id:str}"),
     ("POST", "/api/v1/users"),
+    # Invitation links: tests/integration/onboarding/test_invites_http.py (admins only, own agency only; the
+    # /invite/<token> pages are public but throttled, so they are not hit by every role here).
+    ("POST", "/admin/users/invite"),
+    ("POST", "/admin/users/{user_id:str}/invite"),
+    ("GET", "/api/v1/users/{user_id:str}/invite"),
+    ("POST", "/api/v1/users/{user_id:str}/invite"),
+    ("DELETE", "/api/v1/users/{user_id:str}/invite"),
+    ("GET", "/invite/{token:str}"),
+    ("POST", "/invite/{token:str}"),
     # Messenger (Matrix API): tests/integration/messenger/test_matrix_access.py proves who may and who may not
     # (anonymous → 401 except discovery/login/register, non-officials get no token, room routes only for members,
     # user routes only for their owner); every route there is enumerated from messenger.matrix.ROUTES.
@@ -175,6 +195,25 @@ COVERED_ELSEWHERE = {
     ("POST", "/messenger/rooms/{room_id:str}/join"),
     ("POST", "/messenger/rooms/{room_id:str}/leave"),
     ("POST", "/messenger/rooms/{room_id:str}/invite"),
+    ("POST", "/messenger/rooms/{room_id:str}/attach"),
+    ("GET", "/messenger/media/{media_id:str}"),
+    # Letters and notices: tests/integration/messenger/test_letters.py and test_notices.py (a letter only for
+    # the sending and addressee agencies, 404 for others; notices sent by admins only, tracked by their sender).
+    ("POST", "/messenger/letters"),
+    ("GET", "/messenger/letters/{letter_id:str}"),
+    ("GET", "/messenger/letters/{letter_id:str}/files/{position:int}"),
+    ("POST", "/messenger/notices"),
+    ("POST", "/messenger/notices/{notice_id:str}/confirm"),
+    ("GET", "/messenger/notices/sent/{notice_id:str}"),
+    ("GET", "/messenger/notices/sent/{notice_id:str}/shares"),
+    ("GET", "/messenger/notices/sent/{notice_id:str}/events"),
+    # Records: tests/integration/messenger/test_compliance.py (holds only by the room agency's security
+    # officer or admin, exports only by members, the agency's security officer, or a letter's agencies).
+    ("POST", "/messenger/compliance/rooms/{room_id:str}/hold"),
+    ("POST", "/messenger/rooms/{room_id:str}/export"),
+    ("POST", "/messenger/letters/{letter_id:str}/export"),
+    # The onboarding reminder: tests/integration/onboarding/test_reminder.py (admins only).
+    ("POST", "/admin/onboarding/remind"),
     # Citizen reports: tests/integration/reports/test_authorization.py.
     ("POST", "/reports/edit"),
     ("POST", "/reports/check"),
@@ -188,6 +227,7 @@ COVERED_ELSEWHERE = {
     ("GET", "/police/reports/{report_id:str}"),
     ("GET", "/police/reports/{report_id:str}/attachments/{attachment_id:str}"),
     ("POST", "/police/reports/{report_id:str}/transition"),
+    ("POST", "/police/reports/{report_id:str}/merge"),
     ("POST", "/police/reports/{report_id:str}/messages"),
     ("POST", "/police/reports/{report_id:str}/reveals"),
     ("POST", "/police/reports/{report_id:str}/reveals/{reveal_id:str}/decision"),

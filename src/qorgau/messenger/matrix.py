@@ -32,6 +32,7 @@ from qorgau.messenger.domain import (
     SPEC_VERSIONS,
     EventFilter,
     bad_json,
+    dsp_view_is_ledgered,
     invalid_param,
     mx_error,
     parse_stream_token,
@@ -39,7 +40,7 @@ from qorgau.messenger.domain import (
 from qorgau.messenger.runtime import runtime, tune_process
 from qorgau.messenger.services import accounts, e2ee, ephemeral, rooms, search
 from qorgau.messenger.services import events as events_service
-from qorgau.messenger.services.access import MxCtx
+from qorgau.messenger.services.access import MxCtx, note_sync_dsp_views
 from qorgau.messenger.sync import SyncRequest, encode_sync
 
 T = TypeVar("T")
@@ -527,6 +528,9 @@ async def sync(request: Request[Any, Any, Any]) -> Response[bytes]:
     answer = await engine.sync(
         SyncRequest(ctx, since, timeout, sync_filter, full_state=_bool_param(request, "full_state"))
     )
+    if dsp_view_is_ledgered(ctx.actor):
+        # A security officer's client receiving ДСП messages is a view like any other: ledger it first.
+        await run(note_sync_dsp_views, ctx, answer)
     return Response(content=encode_sync(answer), media_type=JSON)
 
 

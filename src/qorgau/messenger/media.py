@@ -33,7 +33,7 @@ from qorgau.kernel.context import Ctx, Kernel
 from qorgau.kernel.crypto import row_aad, seal, seal_text, unseal, unseal_text
 from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.messenger import tables as t
-from qorgau.messenger.domain import MESSENGER_ROLES, forbidden, mx_error, new_media_id, not_found
+from qorgau.messenger.domain import MESSENGER_ROLES, forbidden, mx_error, new_media_id, not_found, user_id
 
 # Images the server re-encodes (and can thumbnail); anything else is stored as sent.
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
@@ -50,7 +50,8 @@ def _is_official(actor: Actor | None) -> bool:
 
 
 rule("messenger.media.upload")(lambda actor, _res: _is_official(actor))
-# Media ids are 144-bit random capabilities handed out in room events; any official may fetch one.
+# Officials fetch media; which media is decided by `_check_shared` (uploader or member of a room it was
+# shared in), so a leaked media id alone opens nothing.
 rule("messenger.media.download")(lambda actor, _res: _is_official(actor))
 
 
@@ -169,10 +170,38 @@ def _check_download(ctx: Ctx, server_name: str) -> None:
         raise not_found("Media not found (this server does not federate)")
 
 
+def _check_shared(ctx: Ctx, media_id: str) -> None:
+    """The uploader, or a joined member of a room the file was shared in; others get "not found"."""
+    actor = ctx.actor
+    assert actor is not None
+    mxid = user_id(actor.username, ctx.kernel.settings.server_name)
+    m, mr, mem = t.media, t.media_rooms, t.members
+    with ctx.kernel.db.read() as conn:
+        uploader = conn.execute(sa.select(m.c.account_id).where(m.c.media_id == media_id)).scalar()
+        if uploader is None:
+            raise not_found("Media not found")
+        if uploader == actor.user_id:
+            return
+        shared = conn.execute(
+            sa.select(mr.c.room_id)
+            .join(mem, mem.c.room_id == mr.c.room_id)
+            .where(mr.c.media_id == media_id, mem.c.user_id == mxid, mem.c.membership == "join")
+            .limit(1)
+        ).first()
+    if shared is None:
+        raise not_found("Media not found")
+
+
 def get_media(ctx: Ctx, server_name: str, media_id: str) -> StoredMedia:
-    """A stored file, decrypted, for an official."""
+    """A stored file, decrypted, for its uploader or a member of a room it was shared in."""
     _check_download(ctx, server_name)
-    kernel = ctx.kernel
+    _check_shared(ctx, media_id)
+    return load_media(ctx.kernel, media_id)
+
+
+def load_media(kernel: Kernel, media_id: str) -> StoredMedia:
+    """A stored file, decrypted, without an access check: for callers that checked access their way
+    (a letter's attachments, a room export)."""
     m = t.media
     with kernel.db.read() as conn:
         row = conn.execute(
@@ -215,6 +244,7 @@ def _render_thumbnail(data: bytes, width: int, height: int, method: str) -> tupl
 def get_thumbnail(ctx: Ctx, server_name: str, media_id: str, width: int, height: int, method: str) -> StoredMedia:
     """A thumbnail of an image at the nearest standard size (made once, then kept sealed)."""
     _check_download(ctx, server_name)
+    _check_shared(ctx, media_id)
     kernel = ctx.kernel
     w, h, method = _thumbnail_size(width, height, method)
     th = t.media_thumbnails

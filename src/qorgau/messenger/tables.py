@@ -34,6 +34,10 @@ rooms = sa.Table(
     sa.Column("encrypted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("join_rule", sa.String(16), nullable=False, server_default="invite"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Legal hold: a room under investigation keeps every message whatever the retention period.
+    sa.Column("legal_hold", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("legal_hold_reason", sa.String(32), nullable=True),
+    sa.Column("legal_hold_since", sa.BigInteger, nullable=True),
 )
 
 events = sa.Table(
@@ -257,3 +261,100 @@ register_sealed_column(to_device, "content")
 register_sealed_column(media, "content", "media_id")
 register_sealed_column(media, "filename", "media_id")
 register_sealed_column(media_thumbnails, "content")
+
+media_rooms = sa.Table(
+    "messenger_media_rooms",
+    metadata,
+    # Which rooms an upload was shared in: its members (and the uploader) may download it.
+    sa.Column("media_id", sa.String(64), sa.ForeignKey("messenger_media.media_id"), primary_key=True),
+    sa.Column("room_id", ID, sa.ForeignKey("messenger_rooms.room_id"), primary_key=True, index=True),
+)
+
+# --- official letters -------------------------------------------------------------------------
+# A letter's subject and body are sealed; registration numbers, dates, agencies and states stay in
+# clear because the registry (the agency's office) files and sorts by them.
+
+letter_registers = sa.Table(
+    "messenger_letter_registers",
+    metadata,
+    # One counter per agency and year: registration numbers are unique per agency per year.
+    sa.Column("agency_id", sa.String(32), sa.ForeignKey("agencies.id"), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("last_number", sa.Integer, nullable=False, server_default="0"),
+)
+
+letters = sa.Table(
+    "messenger_letters",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("agency_id", sa.String(32), sa.ForeignKey("agencies.id"), nullable=False, index=True),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("reg_number", sa.String(40), nullable=False),
+    sa.Column("sender_account_id", sa.String(32), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("subject", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("dsp", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("due_at", sa.BigInteger, nullable=True),
+    sa.Column("in_reply_to", sa.String(32), sa.ForeignKey("messenger_letters.id"), nullable=True, index=True),
+    sa.Column("registered_at", sa.BigInteger, nullable=False, index=True),
+    sa.UniqueConstraint("agency_id", "year", "number", name="uq_messenger_letters_number"),
+)
+
+letter_addressees = sa.Table(
+    "messenger_letter_addressees",
+    metadata,
+    sa.Column("letter_id", sa.String(32), sa.ForeignKey("messenger_letters.id"), primary_key=True),
+    sa.Column("agency_id", sa.String(32), sa.ForeignKey("agencies.id"), primary_key=True),
+    # The official the letter is addressed to, or none: then it is for the agency's office.
+    sa.Column("account_id", sa.String(32), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("delivered_at", sa.BigInteger, nullable=True),
+    sa.Column("read_at", sa.BigInteger, nullable=True),
+    sa.Column("read_by", sa.String(32), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("answered_at", sa.BigInteger, nullable=True),
+    sa.Column("answer_id", sa.String(32), sa.ForeignKey("messenger_letters.id"), nullable=True),
+    sa.Index("ix_messenger_letter_addressees_agency_state", "agency_id", "state"),
+)
+
+letter_attachments = sa.Table(
+    "messenger_letter_attachments",
+    metadata,
+    sa.Column("letter_id", sa.String(32), sa.ForeignKey("messenger_letters.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    # The file itself is a messenger upload: cleaned of metadata and sealed like any other.
+    sa.Column("media_id", sa.String(64), sa.ForeignKey("messenger_media.media_id"), nullable=False),
+)
+
+# --- government notices -----------------------------------------------------------------------
+
+notices = sa.Table(
+    "messenger_notices",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("sender_account_id", sa.String(32), sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("sender_agency_id", sa.String(32), sa.ForeignKey("agencies.id"), nullable=True, index=True),
+    sa.Column("title", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    # Whom it was addressed to, as chosen (agencies, roles, regions or named accounts): JSON of ids.
+    sa.Column("audience", sa.Text, nullable=False),
+    sa.Column("recipients", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
+)
+
+notice_recipients = sa.Table(
+    "messenger_notice_recipients",
+    metadata,
+    sa.Column("notice_id", sa.String(32), sa.ForeignKey("messenger_notices.id"), primary_key=True),
+    sa.Column("account_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # The recipient's agency when the notice went out: the sender's share is counted per agency.
+    sa.Column("agency_id", sa.String(32), nullable=True),
+    sa.Column("confirmed_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_messenger_notice_recipients_account", "account_id", "confirmed_at"),
+)
+
+register_sealed_column(letters, "subject")
+register_sealed_column(letters, "body")
+register_sealed_column(notices, "title")
+register_sealed_column(notices, "body")

@@ -23,16 +23,19 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.response import Redirect, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 
 from qorgau.kernel import i18n
-from qorgau.kernel.auth.policy import require
+from qorgau.kernel.auth.policy import can, require
+from qorgau.kernel.context import Ctx
 from qorgau.kernel.errors import Problem
 from qorgau.kernel.i18n import N_
+from qorgau.messenger import media
 from qorgau.messenger.domain import DSP_STATE, is_room_id, is_user_id
-from qorgau.messenger.services import ephemeral, events, rooms, web_queries
+from qorgau.messenger.services import ephemeral, events, notices, rooms, web_queries
 from qorgau.messenger.services.access import MxCtx, mx_ctx
 from qorgau.messenger.services.events import StoredEvent
 from qorgau.messenger.services.rooms import CreateRoom
@@ -92,14 +95,22 @@ def _helpers(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "message_max": MESSAGE_MAX,
         "edit_target": _replaced,
         "new_body": _new_body,
+        "media_id": _media_id,
     }
 
 
 def _page(request: Request[Any, Any, Any], template: str, *, status_code: int = 200, **context: Any) -> Response[str]:
-    values = {**_helpers(request), "show_main": False, **context}
+    values = {**_helpers(request), "show_main": False, **_office_links(request), **context}
     response = render(request, template, status_code=status_code, **values)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _office_links(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """What the sidebar's links to letters and notices need: the badge of notices to confirm."""
+    actor = request_actor(request)
+    ctx = Ctx(kernel=kernel_of(request), actor=actor)
+    return {"notices_waiting": notices.unconfirmed_count(ctx), "may_send_notices": can(actor, "messenger.notices.send")}
 
 
 def _room_url(room_id: str) -> str:
@@ -164,6 +175,13 @@ def _replied(e: StoredEvent) -> str | None:
 def _new_body(e: StoredEvent) -> str:
     new = e.content.get("m.new_content")
     return str(new.get("body") or "") if isinstance(new, dict) else str(e.content.get("body") or "")
+
+
+def _media_id(e: StoredEvent) -> str | None:
+    url = e.content.get("url")
+    if isinstance(url, str) and url.startswith("mxc://") and url.count("/") == 3:
+        return url.rsplit("/", 1)[1]
+    return None
 
 
 def _reply_body(body: str) -> str:
@@ -412,6 +430,75 @@ async def messenger_invite(request: Request[Any, Any, Any], room_id: str) -> Res
     return Redirect(path=_room_url(room_id), status_code=303)
 
 
+@post("/messenger/rooms/{room_id:str}/attach")
+async def messenger_attach(request: Request[Any, Any, Any], room_id: str) -> Response[Any]:
+    """Send a file to a room: stored like a Matrix upload (cleaned, sealed), then a file message."""
+    ctx = await _ctx(request)
+    _check_room(room_id)
+    form = await _form(request)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise Problem("validation.field", field="file", status=400)
+    data = await upload.read()
+    uri = await asyncio.to_thread(media.do_upload_media, ctx, data, upload.content_type, upload.filename)
+    stored = await asyncio.to_thread(web_queries.media_info, ctx, uri)
+    content: dict[str, Any] = {
+        "msgtype": _msgtype(stored["mimetype"]),
+        "body": upload.filename[:255],
+        "url": uri,
+        "info": stored,
+    }
+    await events.do_send_event(ctx, room_id, "m.room.message", content, _text(form, "txn")[:64] or None)
+    return Redirect(path=_room_url(room_id), status_code=303)
+
+
+def _msgtype(mimetype: str) -> str:
+    for prefix, kind in (("image/", "m.image"), ("video/", "m.video"), ("audio/", "m.audio")):
+        if mimetype.startswith(prefix):
+            return kind
+    return "m.file"
+
+
+@get("/messenger/media/{media_id:str}")
+async def messenger_media(request: Request[Any, Any, Any], media_id: str, thumb: bool = False) -> Response[bytes]:
+    """A file shared in the official's rooms (a thumbnail with ?thumb=1), as the Matrix API serves it."""
+    ctx = await _ctx(request)
+    server = ctx.kernel.settings.server_name
+    if thumb:
+        found = await asyncio.to_thread(media.get_thumbnail, ctx, server, media_id[:64], 320, 240, "scale")
+    else:
+        found = await asyncio.to_thread(media.get_media, ctx, server, media_id[:64])
+    disposition = "inline" if found.inline else "attachment"
+    if found.filename:
+        disposition += f"; filename*=utf-8''{quote(found.filename, safe='')}"
+    return Response(
+        content=found.content,
+        media_type=found.content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+
+
+@get("/messenger/search")
+async def messenger_search(request: Request[Any, Any, Any], q: str = "") -> Response[str]:
+    """Search the messages of the official's rooms (plaintext rooms: the server cannot read encrypted ones)."""
+    ctx = await _ctx(request)
+    term = q.strip()[:200]
+
+    def load() -> tuple[Any, list[Any]]:
+        found = web_queries.search_messages(ctx, term) if term else []
+        return web_queries.room_list(ctx), found
+
+    summaries, results = await asyncio.to_thread(load)
+    return _page(
+        request, "messenger/search.html", rooms=summaries, current=None, q=term, results=results, show_main=True
+    )
+
+
 # --- live updates -----------------------------------------------------------------------------
 
 
@@ -462,5 +549,8 @@ ROUTES = [
     messenger_leave,
     messenger_invite,
     messenger_events,
+    messenger_attach,
+    messenger_media,
+    messenger_search,
     create_static_files_router(path="/static/messenger", directories=[STATIC_DIR], send_as_attachment=False),
 ]

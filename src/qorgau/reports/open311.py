@@ -42,7 +42,7 @@ from qorgau.reports import catalog, receipts
 from qorgau.reports import services as svc
 from qorgau.reports import tables as t
 from qorgau.reports.domain import FINAL, Status
-from qorgau.reports.statistics import public_statistics
+from qorgau.reports.statistics import published_region_cells
 from qorgau.web.http import ctx_of
 from qorgau.web.problems import to_problem
 
@@ -304,12 +304,12 @@ def find_requests(
 
 
 def published_cells(kernel: Kernel) -> set[tuple[str, str]]:
-    """(region, category) pairs whose count the public statistics show (not suppressed)."""
-    table = public_statistics(kernel).by_region
-    categories = [code for code, _name in table.columns]
-    return {
-        (line.code, categories[j]) for line in table.rows for j, cell in enumerate(line.cells) if cell.count is not None
-    }
+    """(region, category) pairs whose count the public statistics show (not suppressed).
+
+    Only the region x category table is needed here: the protection is computed exactly as for the
+    published tables, without building the named tables for the page.
+    """
+    return published_region_cells(kernel)
 
 
 def find_request(kernel: Kernel, ref: str, lang: str) -> dict[str, Any]:

@@ -190,30 +190,42 @@ class Statistics:
         return {"region": self.by_region, "category": self.by_category, "month": self.by_month}[by]
 
 
-def public_statistics(kernel: Kernel, lang: str = "en", *, now_ms: int | None = None) -> Statistics:
-    """The three published tables, protected; names in ``lang``."""
+@dataclass(frozen=True)
+class _Protected:
+    """The two independent published tables, protected, with their row and column keys (codes)."""
+
+    regions: list[str]
+    categories: list[str]
+    months: list[str]
+    by_region: Protected
+    by_month: Protected
+
+
+def _protected(kernel: Kernel, now_ms: int | None) -> _Protected:
+    """Sum the aggregate in the database (a few hundred rows come back) and protect both tables."""
+    s = t.report_stats
     with kernel.db.read() as conn:
-        rows = conn.execute(
-            sa.select(
-                t.report_stats.c.region_code, t.report_stats.c.category, t.report_stats.c.month, t.report_stats.c.count
-            )
+        grid_rows = conn.execute(
+            sa.select(s.c.region_code, s.c.category, sa.func.sum(s.c.count)).group_by(s.c.region_code, s.c.category)
         ).all()
-    regions = [(r.code, r.name(lang)) for r in kz.regions()]
-    categories = [(c.code, c.name(lang)) for c in catalog.categories()]
-    region_index = {code: i for i, (code, _) in enumerate(regions)}
-    category_index = {code: j for j, (code, _) in enumerate(categories)}
+        month_rows = conn.execute(sa.select(s.c.month, sa.func.sum(s.c.count)).group_by(s.c.month)).all()
+    regions = [r.code for r in kz.regions()]
+    categories = [c.code for c in catalog.categories()]
+    region_index = {code: i for i, code in enumerate(regions)}
+    category_index = {code: j for j, code in enumerate(categories)}
     last = month_of(utc_now_ms() if now_ms is None else now_ms)
-    months = _months(min((r.month for r in rows), default=None), max([last, *(r.month for r in rows)]))
+    months = _months(min((m for m, _ in month_rows), default=None), max([last, *(m for m, _ in month_rows)]))
     month_index = {m: i for i, m in enumerate(months)}
 
     grid = [[0] * len(categories) for _ in regions]
     series = [[0] for _ in months]
-    for region_code, category, month, count in rows:
+    for region_code, category, count in grid_rows:
         # A code retired from the data files still counts in the month series and the totals.
         i, j = region_index.get(region_code), category_index.get(category)
         if i is not None and j is not None:
-            grid[i][j] += count
-        series[month_index[month]][0] += count
+            grid[i][j] += int(count)
+    for month, count in month_rows:
+        series[month_index[month]][0] += int(count)
     # Reports under a retired code would make the two grand totals differ; they are rare, and kept
     # out of the region table only (the month table counts them).
     by_region = protect_counts(grid)
@@ -222,11 +234,36 @@ def public_statistics(kernel: Kernel, lang: str = "en", *, now_ms: int | None = 
     if (corner_region in by_region.hidden) != (corner_month in by_month.hidden):
         by_region = protect_counts(grid, force=[corner_region])
         by_month = protect_counts(series, force=[corner_month])
+    return _Protected(regions, categories, months, by_region, by_month)
+
+
+def public_statistics(kernel: Kernel, lang: str = "en", *, now_ms: int | None = None) -> Statistics:
+    """The three published tables, protected; names in ``lang``."""
+    p = _protected(kernel, now_ms)
+    region_names = {r.code: r.name(lang) for r in kz.regions()}
+    category_names = {c.code: c.name(lang) for c in catalog.categories()}
+    regions = [(code, region_names[code]) for code in p.regions]
+    categories = [(code, category_names[code]) for code in p.categories]
     return Statistics(
-        by_region=_table("region", regions, categories, by_region),
-        by_category=_table("category", categories, regions, _transpose(by_region)),
-        by_month=_table("month", [(m, month_name(m, lang)) for m in months], [("reports", "reports")], by_month),
+        by_region=_table("region", regions, categories, p.by_region),
+        by_category=_table("category", categories, regions, _transpose(p.by_region)),
+        by_month=_table("month", [(m, month_name(m, lang)) for m in p.months], [("reports", "reports")], p.by_month),
     )
+
+
+def published_region_cells(kernel: Kernel, *, now_ms: int | None = None) -> set[tuple[str, str]]:
+    """(region, category) pairs whose count the region table shows (not suppressed).
+
+    Exactly the cells of :func:`public_statistics`' region table (the same protection, linked to the
+    month table through the grand total), without building the three named tables.
+    """
+    p = _protected(kernel, now_ms)
+    return {
+        (region, category)
+        for i, region in enumerate(p.regions)
+        for j, category in enumerate(p.categories)
+        if p.by_region.cells[i][j] is not None
+    }
 
 
 # --- charts ----------------------------------------------------------------------------------

@@ -54,6 +54,11 @@ reports = sa.Table(
     sa.Column("identity_enc", sa.LargeBinary, nullable=True),
     # The redacted text, envelope-encrypted under the key ring (public views read it without a unit key).
     sa.Column("public_text_enc", sa.LargeBinary, nullable=False),
+    # HMAC of the region and ~150 m grid cell (or normalised address) of the place, to suggest duplicates
+    # without keeping the place in clear (see :mod:`qorgau.reports.places`); cleared by the retention purge.
+    sa.Column("place_key", sa.String(64), nullable=True, index=True),
+    # When the retention rule deleted the content of this closed report (metadata kept for statistics).
+    sa.Column("purged_at", sa.BigInteger, nullable=True),
     sa.Index("ix_reports_unit_id_status", "unit_id", "status"),
 )
 

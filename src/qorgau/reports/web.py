@@ -387,6 +387,7 @@ def _officer_page(
         nonce=random_token(16),
         reveal_reasons=svc.REVEAL_REASONS,
         decided=[Status.CONFIRMED, Status.NOT_CONFIRMED, Status.KNOWINGLY_FALSE, Status.CLOSED],
+        duplicate_window_hours=ctx_of(request).kernel.settings.reports_duplicate_window_hours,
     )
 
 
@@ -441,6 +442,18 @@ def police_transition(request: Request[Any, Any, Any], report_id: str, data: For
     # A forwarded report belongs to another unit now: back to our own queue.
     target = "/police/reports" if status == Status.FORWARDED else f"/police/reports/{report_id}"
     return Redirect(path=target, status_code=303)
+
+
+@post("/police/reports/{report_id:str}/merge", sync_to_thread=True)
+def police_merge(request: Request[Any, Any, Any], report_id: str, data: Form) -> Response[Any]:
+    """Merge a suggested duplicate into this report (the regulation's merged_duplicate step)."""
+    ctx = ctx_of(request)
+    return _officer_action(
+        request,
+        report_id,
+        "merge",
+        lambda: svc.do_merge_duplicate(ctx, report_id, data.get("duplicate") or "", data.get("note") or ""),
+    )
 
 
 @post("/police/reports/{report_id:str}/messages", sync_to_thread=True)
@@ -560,6 +573,7 @@ ROUTES = [
     police_report,
     police_attachment,
     police_transition,
+    police_merge,
     police_message,
     police_reveal_request,
     police_reveal_decision,

@@ -32,6 +32,13 @@ SECTIONS: list[Section] = [
     Section("devices", N_("Devices"), N_("Official smartphones and building policies"), None, "home.view"),
     Section("users", N_("Accounts"), N_("People and roles in your agency"), "/admin/users", "users.list"),
     Section(
+        "onboarding",
+        N_("Onboarding dashboard"),
+        N_("Who has joined the messenger, and who is missing before the deadline"),
+        "/admin/onboarding",
+        "messenger.onboarding.view",
+    ),
+    Section(
         "ledger",
         N_("Transparency log"),
         N_("Check that the record of decisions is intact"),

@@ -26,8 +26,9 @@ class TokenIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     username: str
-    password: str
-    role: str
+    # Without a password the account is invited: the answer carries its one-time link.
+    password: str | None = None
+    role: str = "official"
     display_name: str | None = None
     agency: str | None = None
 
@@ -73,6 +74,19 @@ def create_user(request: Request[Any, Any, Any], data: UserIn) -> dict[str, Any]
     ctx = ctx_of(request)
     if ctx.actor is None:
         raise Problem("auth.required")
+    if data.password is None:
+        from qorgau.kernel.auth.invites import do_invite_user
+        from qorgau.web.invites import invite_json
+
+        issued = do_invite_user(
+            ctx, ctx.kernel, username=data.username, role=data.role, display_name=data.display_name, agency=data.agency
+        )
+        return {
+            "id": issued.user_id,
+            "username": data.username.strip().lower(),
+            "role": data.role,
+            "invite": invite_json(request, issued),
+        }
     user_id = auth.do_create_user(
         ctx,
         ctx.kernel,

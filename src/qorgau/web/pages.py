@@ -151,10 +151,9 @@ def account_revoke_token(request: Request[Any, Any, Any], token_id: str) -> Resp
 
 @get("/admin/users", sync_to_thread=True)
 def users_page(request: Request[Any, Any, Any]) -> Response[str]:
-    ctx = ctx_of(request)
-    users = auth.list_users(ctx)
-    agencies = {a.id: a for a in auth.list_agencies(ctx.kernel)}
-    return render(request, "users.html", users=users, agencies=agencies)
+    from qorgau.web.invites import users_page_response
+
+    return users_page_response(request)
 
 
 ROUTES = [

@@ -162,3 +162,26 @@ def test_the_browser_marks_dsp_rooms_and_ledgers_a_security_officers_view(
     ru = client.get(room_path(room_id), headers={"Accept-Language": "ru"})
     assert views() == before + 2
     assert 'data-testid="dsp-banner"' in ru.text
+
+
+def test_a_security_officers_sync_carrying_dsp_messages_is_in_the_ledger(mx: Mx, kernel: Any) -> None:
+    nurlan, aigerim, erlan = mx.login("nurlan.official"), mx.login("aigerim.admin"), mx.login("erlan.security")
+    room = _dsp_room(mx, nurlan, aigerim, erlan)
+    plain = mx.room_with(nurlan, erlan)
+
+    def views() -> list[dict[str, Any]]:
+        return [e for e in _ledger(kernel) if e["action"] == "messenger.dsp_view"]
+
+    since = mx.ok("GET", "sync", erlan, params={"timeout": 0})["next_batch"]
+    before = len(views())
+    mx.send(nurlan, plain, "ашық хабар")
+    mx.ok("GET", "sync", nurlan, params={"timeout": 0})
+    mx.ok("GET", "sync", aigerim, params={"timeout": 0})
+    since = mx.ok("GET", "sync", erlan, params={"since": since, "timeout": 0})["next_batch"]
+    assert len(views()) == before  # plain rooms and other members' syncs are not ledgered
+    mx.send(nurlan, room, "ішкі хабар")
+    answer = mx.ok("GET", "sync", erlan, params={"since": since, "timeout": 0})
+    assert room in answer["rooms"]["join"]
+    new = views()[before:]
+    assert [e["object"] for e in new] == [{"room": room, "events": 1, "via": "sync"}]
+    assert "ішкі" not in json.dumps(new)

@@ -174,6 +174,13 @@ def test_download_paths_real_clients_use(mx: Mx) -> None:
     )
     server, media_id = uploaded["content_uri"].removeprefix("mxc://").split("/")
     assert server == SERVER
+    # Media are for the uploader and the members of the rooms they are shared in, nobody else.
+    mx.error("GET", f"{MEDIA}/download/{server}/{media_id}", dana, 404, "M_NOT_FOUND")
+    room_id = mx.room_with(nurlan, dana)
+    file_event = {"msgtype": "m.file", "body": "report.pdf", "url": uploaded["content_uri"]}
+    mx.ok("PUT", f"rooms/{room_id}/send/m.room.message/f1", nurlan, json=file_event)
+    outsider = mx.login("aigerim.admin")
+    mx.error("GET", f"{MEDIA}/download/{server}/{media_id}", outsider, 404, "M_NOT_FOUND")
     for path in (
         f"{MEDIA}/download/{server}/{media_id}",
         f"{MEDIA}/download/{server}/{media_id}/",

@@ -50,6 +50,8 @@ def test_rotated_keys_rewrap_messenger_data(mx: Mx, kernel: Any) -> None:
     uploaded = mx.ok(
         "POST", "/_matrix/media/v3/upload", nurlan, content=b"file body", headers={"Content-Type": "text/plain"}
     )
+    file_event = {"msgtype": "m.file", "body": "file.txt", "url": uploaded["content_uri"]}
+    mx.ok("PUT", f"rooms/{room}/send/m.room.message/file1", nurlan, json=file_event)  # shared with dana
     kernel.keyring = kernel.keyring.rotate()
     changed = rewrap_all(kernel)
     assert changed >= 10  # events of the room, the file, and anything sealed before

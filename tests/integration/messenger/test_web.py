@@ -215,3 +215,58 @@ def test_static_assets_are_served(client: Any) -> None:
     assert client.get("/static/messenger/messenger.js").status_code == 200
     assert client.get("/static/messenger/messenger.css").status_code == 200
     assert client.get("/static/qorgau.css").status_code == 200
+
+
+def test_a_file_sent_from_the_browser_reaches_members_only_and_search_finds_messages(
+    client: Any, app: Any, demo: dict[str, Any]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    mx = Mx(client, demo)
+    dana = mx.login("dana.official")
+    csrf = signed_in(client, demo, "nurlan.official")
+    room_id = create_room(client, csrf, "Фотоотчёт", [dana.user_id])
+    mx.join(dana, room_id)
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (43.0, 15.0, 30.0), 3: "E", 4: (76.0, 57.0, 0.0)}
+    Image.new("RGB", (64, 48), (0, 95, 143)).save(photo, "JPEG", exif=exif)
+    sent = client.post(
+        room_path(room_id) + "/attach",
+        data={"_csrf": csrf, "txn": "f1"},
+        files={"file": ("объект.jpg", photo.getvalue(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text[:300]
+    history = mx.ok("GET", f"rooms/{room_id}/messages?dir=b&limit=5", dana)["chunk"]
+    image = next(e for e in history if e["type"] == "m.room.message")
+    assert image["content"]["msgtype"] == "m.image" and image["content"]["body"] == "объект.jpg"
+    assert image["content"]["info"]["w"] == 64 and image["content"]["info"]["mimetype"] == "image/jpeg"
+    media_id = image["content"]["url"].rsplit("/", 1)[1]
+
+    page = client.get(room_path(room_id))
+    assert f'src="/messenger/media/{media_id}?thumb=1"' in page.text
+    full = client.get(f"/messenger/media/{media_id}")
+    assert full.status_code == 200 and full.headers["content-type"] == "image/jpeg" and b"Exif" not in full.content
+    assert client.get(f"/messenger/media/{media_id}?thumb=1").status_code == 200
+    # The member in a Matrix app may download it; an official outside the room may not.
+    assert (
+        mx.request("GET", f"/_matrix/client/v1/media/download/{image['content']['url'][6:]}", dana).status_code == 200
+    )
+    outsider = mx.login("aigerim.admin")
+    assert (
+        mx.request("GET", f"/_matrix/client/v1/media/download/{image['content']['url'][6:]}", outsider).status_code
+        == 404
+    )
+    no_file = client.post(room_path(room_id) + "/attach", data={"_csrf": csrf}, follow_redirects=False)
+    assert no_file.status_code == 400
+
+    client.post(
+        room_path(room_id) + "/send", data={"_csrf": csrf, "body": "Отчёт по объекту на Абая готов", "txn": "s1"}
+    )
+    found = client.get("/messenger/search", params={"q": "абая отчёт"})
+    assert found.status_code == 200 and "Отчёт по объекту на Абая готов" in found.text and "Фотоотчёт" in found.text
+    nothing = client.get("/messenger/search", params={"q": "несуществующее"})
+    assert 'data-testid="no-results"' in nothing.text

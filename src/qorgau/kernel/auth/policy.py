@@ -79,6 +79,10 @@ def _create_user(actor: Actor | None, resource: Any) -> bool:
     return False
 
 
+# Inviting someone by link is creating their account without a password: the same people decide.
+rule("users.invite")(_create_user)
+
+
 @rule("users.view")
 def _view_user(actor: Actor | None, resource: Any) -> bool:
     if actor is None or not isinstance(resource, dict):

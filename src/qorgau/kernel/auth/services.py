@@ -58,6 +58,7 @@ class UserView:
     disabled: bool
     created_at: int
     last_login_at: int | None
+    joined_at: int | None = None
 
 
 def _agency(row: Any) -> Agency:
@@ -80,6 +81,7 @@ def _user_view(row: Any) -> UserView:
         disabled=bool(row.disabled),
         created_at=row.created_at,
         last_login_at=row.last_login_at,
+        joined_at=row.joined_at,
     )
 
 
@@ -221,6 +223,7 @@ def do_create_user(
         taken = tx.execute(sa.select(t.users.c.id).where(t.users.c.username == username)).scalar()
         if taken:
             raise Problem("auth.username_taken", field="username")
+        now = utc_now_ms()
         tx.execute(
             t.users.insert().values(
                 id=user_id,
@@ -229,7 +232,10 @@ def do_create_user(
                 role=role.value,
                 agency_id=agency_id,
                 password_hash=pw_hash,
-                created_at=utc_now_ms(),
+                created_at=now,
+                # An operator who sets the password hands the account over: it counts as joined now.
+                # Without a password the person joins when they use their invitation (auth/invites.py).
+                joined_at=now if pw_hash else None,
             )
         )
         kernel.ledger.append(
@@ -274,7 +280,8 @@ def do_sign_up_citizen(kernel: Kernel, *, iin: str, phone: str, password: str, d
                 iin_hash=iin_hash,
                 iin_enc=seal_text(kernel.keyring, parsed_iin.value, row_aad("users", "iin_enc", user_id)),
                 phone_enc=seal_text(kernel.keyring, parsed_phone.e164, row_aad("users", "phone_enc", user_id)),
-                created_at=utc_now_ms(),
+                created_at=(now := utc_now_ms()),
+                joined_at=now,
             )
         )
         kernel.ledger.append(

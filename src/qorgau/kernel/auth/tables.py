@@ -39,6 +39,9 @@ users = sa.Table(
     sa.Column("locked_until", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("last_login_at", sa.BigInteger, nullable=True),
+    # When the person took the account over: set a password through an invitation, or at creation
+    # when an operator gave one (demo, CLI, API with a password). NULL: invited, not joined yet.
+    sa.Column("joined_at", sa.BigInteger, nullable=True),
 )
 
 sessions = sa.Table(
@@ -60,6 +63,20 @@ api_tokens = sa.Table(
     sa.Column("scopes", sa.String(500), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+account_invites = sa.Table(
+    "account_invites",
+    metadata,
+    # One-time invitation links: only the token's SHA-256 is kept; a re-issue revokes the previous one.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(32), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.BigInteger, nullable=True),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 

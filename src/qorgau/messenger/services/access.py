@@ -247,6 +247,42 @@ def note_dsp_view(ctx: Ctx, access: RoomAccess, events: int) -> None:
     kernel.writer.run(job)
 
 
+def note_sync_dsp_views(ctx: Ctx, answer: dict[str, Any]) -> None:
+    """Ledger the ДСП rooms whose messages a security officer's /sync answer carries (one entry per room)."""
+    joined = answer.get("rooms", {}).get("join", {})
+    # Timeline events may be pre-encoded (msgspec.Raw): count them, never decode them here.
+    carried = {
+        room_id: len(room.get("timeline", {}).get("events", []))
+        for room_id, room in joined.items()
+        if isinstance(room, dict)
+    }
+    carried = {room_id: n for room_id, n in carried.items() if n}
+    if not carried or not dsp_view_is_ledgered(ctx.actor):
+        return
+    with ctx.kernel.db.read() as conn:
+        marked = set(
+            conn.execute(
+                sa.select(t.rooms.c.room_id).where(t.rooms.c.room_id.in_(list(carried)), t.rooms.c.dsp == sa.true())
+            ).scalars()
+        )
+    if not marked:
+        return
+    kernel = ctx.kernel
+
+    def job(tx: Any) -> None:
+        for room_id in sorted(marked):
+            kernel.ledger.append(
+                tx,
+                entry_type="access",
+                actor=kernel.actor_ref(ctx.actor),
+                action="messenger.dsp_view",
+                subject=None,
+                obj={"room": room_id, "events": carried[room_id], "via": "sync"},
+            )
+
+    kernel.writer.run(job)
+
+
 def agency_code(conn: Connection, agency_id: str | None) -> str | None:
     """How an agency is named in an error: its public code (not its internal id)."""
     if agency_id is None:

@@ -123,6 +123,27 @@ def draft(
     )
 
 
+def media_refs(content: dict[str, Any], server_name: str) -> list[str]:
+    """The ids of this server's media an event's content points to (file, image, thumbnail, avatar)."""
+    found: list[str] = []
+    prefix = f"mxc://{server_name}/"
+
+    def take(value: Any) -> None:
+        if isinstance(value, str) and value.startswith(prefix) and "/" not in value[len(prefix) :]:
+            found.append(value[len(prefix) :])
+
+    take(content.get("url"))
+    for key in ("file", "info"):
+        nested = content.get(key)
+        if isinstance(nested, dict):
+            take(nested.get("url"))
+            take(nested.get("thumbnail_url"))
+            thumb = nested.get("thumbnail_file")
+            if isinstance(thumb, dict):
+                take(thumb.get("url"))
+    return list(dict.fromkeys(found))
+
+
 def upsert(tx: Tx, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
     """Update the row with `keys`, or insert it (writers are serialised, so no race in between)."""
     cond = [table.c[k] == v for k, v in keys.items()]
@@ -186,6 +207,12 @@ def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
                 "stream_id": stream_id,
             },
         )
+    for media_id in media_refs(d.content, kernel.settings.server_name):
+        tie = (t.media_rooms.c.media_id == media_id, t.media_rooms.c.room_id == d.room_id)
+        # Writers are serialised (and ordered by the events lock on PostgreSQL): no race in between.
+        known = tx.execute(sa.select(t.media.c.media_id).where(t.media.c.media_id == media_id)).first()
+        if known is not None and tx.execute(sa.select(t.media_rooms.c.media_id).where(*tie)).first() is None:
+            tx.execute(t.media_rooms.insert().values(media_id=media_id, room_id=d.room_id))
     contents = runtime(kernel).contents
     key, content = (d.event_id, False), d.content
     tx.after_commit(lambda: contents.put(key, content))

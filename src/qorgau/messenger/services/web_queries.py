@@ -286,3 +286,67 @@ __all__ = [
     "room_view",
     "timeline",
 ]
+
+
+def media_info(ctx: MxCtx, uri: str) -> dict[str, Any]:
+    """The `info` of a file message for an upload the actor just made (type, size, image size)."""
+    require_official(ctx)
+    m = t.media
+    media_id = uri.rsplit("/", 1)[1]
+    with ctx.kernel.db.read() as conn:
+        row = conn.execute(
+            sa.select(m.c.content_type, m.c.size, m.c.width, m.c.height).where(m.c.media_id == media_id)
+        ).one()
+    info: dict[str, Any] = {"mimetype": row.content_type, "size": int(row.size)}
+    if row.width and row.height:
+        info.update(w=int(row.width), h=int(row.height))
+    return info
+
+
+@dataclass
+class Found:
+    room_id: str
+    room_name: str
+    sender_name: str
+    event: StoredEvent
+
+
+def search_messages(ctx: MxCtx, term: str) -> list[Found]:
+    """Messages matching every word of `term` in the actor's rooms, newest first (the Matrix search)."""
+    from qorgau.messenger.services import search
+
+    body = {
+        "search_categories": {"room_events": {"search_term": term, "keys": ["content.body"], "filter": {"limit": 50}}}
+    }
+    answer = search.search(ctx, body, None)["search_categories"]["room_events"]
+    names = {s.room_id: s.name for s in room_list(ctx)}
+    senders = {item["result"]["sender"] for item in answer["results"]}
+    usernames = {mxid[1:].split(":", 1)[0]: mxid for mxid in senders}
+    with ctx.kernel.db.read() as conn:
+        people = {
+            usernames[r.username]: r.display_name
+            for r in conn.execute(
+                sa.select(at.users.c.username, at.users.c.display_name).where(at.users.c.username.in_(list(usernames)))
+            )
+        }
+    found: list[Found] = []
+    for item in answer["results"]:
+        e = item["result"]
+        found.append(
+            Found(
+                e["room_id"],
+                names.get(e["room_id"], ""),
+                people.get(e["sender"], e["sender"]),
+                StoredEvent(
+                    stream_id=0,
+                    event_id=e["event_id"],
+                    room_id=e["room_id"],
+                    type=e["type"],
+                    state_key=None,
+                    sender=e["sender"],
+                    ts=int(e["origin_server_ts"]),
+                    content=e["content"],
+                ),
+            )
+        )
+    return found

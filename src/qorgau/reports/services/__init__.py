@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qorgau.reports import rules as _rules  # noqa: F401  (registers the policy rules)
+from qorgau.reports.services.duplicates import do_merge_duplicate
 from qorgau.reports.services.police import (
     attachment,
     do_send_report_message,
@@ -41,6 +42,7 @@ __all__ = [
     "do_answer_report",
     "do_decide_reveal",
     "do_mark_notices_read",
+    "do_merge_duplicate",
     "do_request_reveal",
     "do_reveal_identity",
     "do_send_report_message",

@@ -45,6 +45,7 @@ from qorgau.reports.services.common import (
     unit_scope,
     workflow_role,
 )
+from qorgau.reports.services.duplicates import MergedItem, Suggestion, merged_into, queue_counts, suggestions
 from qorgau.reports.services.reporter import Message, _files, messages_of
 
 # --- the queue --------------------------------------------------------------------------------
@@ -63,6 +64,9 @@ class QueueItem:
     named: bool
     routed_by_fallback: bool
     unread_reply: bool
+    # How many open reports of the same category and place came within the duplicate window.
+    possible_duplicates: int = 0
+    purged: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ def unit_queue(ctx: Ctx, show: str = "open") -> Queue:
     query = query.order_by(overdue_first, no_deadline_last, r.c.due_at, r.c.submitted_at).limit(500)
     with ctx.kernel.db.read() as conn:
         rows = conn.execute(query).all()
+        duplicates = queue_counts(ctx.kernel, conn, unit.id, rows)
     items = [
         QueueItem(
             id=x.id,
@@ -113,6 +118,8 @@ def unit_queue(ctx: Ctx, show: str = "open") -> Queue:
             named=bool(x.named),
             routed_by_fallback=bool(x.routed_by_fallback),
             unread_reply=bool(x.unread_reply),
+            possible_duplicates=duplicates.get(x.id, 0),
+            purged=x.purged_at is not None,
         )
         for x in rows
     ]
@@ -175,6 +182,11 @@ class OfficerReport:
     reveals: list[RevealItem]
     found_false: bool
     forward_units: list[auth.Agency]
+    # Open reports that may be the same incident, and the reports already merged into this one.
+    duplicates: list[Suggestion]
+    merged: list[MergedItem]
+    # When the retention rule deleted the content (the report is closed; metadata stays).
+    purged_at: int | None
 
 
 def _names(conn: Any, ids: set[str]) -> dict[str, str]:
@@ -243,6 +255,11 @@ def officer_view(ctx: Ctx, report_id: str) -> OfficerReport:
             if row.duplicate_of
             else None
         )
+        content = protection.decrypt_json(
+            data_key, row.content_enc, table="reports", column="content_enc", row_id=row.id
+        )
+        duplicates = suggestions(kernel, conn, row, content)
+        merged = merged_into(conn, report_id)
     unit = auth.get_agency(kernel, row.unit_id)
     assert unit is not None
     status = Status(row.status)
@@ -262,9 +279,7 @@ def officer_view(ctx: Ctx, report_id: str) -> OfficerReport:
         named=bool(row.named),
         routed_by_fallback=bool(row.routed_by_fallback),
         duplicate_of_ref=duplicate_ref,
-        content=protection.decrypt_json(
-            data_key, row.content_enc, table="reports", column="content_enc", row_id=row.id
-        ),
+        content=content,
         public_text=unseal_text(kernel.keyring, row.public_text_enc, row_aad("reports", "public_text_enc", row.id)),
         history=[
             HistoryItem(
@@ -303,6 +318,9 @@ def officer_view(ctx: Ctx, report_id: str) -> OfficerReport:
         ],
         found_false=any(h.to_status == Status.KNOWINGLY_FALSE for h in history),
         forward_units=[u for u in police_units(kernel) if u.id != row.unit_id],
+        duplicates=duplicates,
+        merged=merged,
+        purged_at=row.purged_at,
     )
 
 
@@ -494,6 +512,7 @@ def do_transition_report(
                 "to": decision.target.value,
                 "reason": decision.reason.code,
                 **({"unit": related} if decision.step.needs == "unit" else {}),
+                **({"into": related} if decision.step.needs == "duplicate" else {}),
             },
         )
         emit(tx, "reports.status_changed", {"report": report_id, "status": decision.target.value})
@@ -518,7 +537,11 @@ def do_send_report_message(ctx: Ctx, report_id: str, kind: str, body: str, *, no
     def write(tx: Tx) -> None:
         current = load_report(tx, report_id)
         status = Status(current.status)
-        if status in (Status.MERGED_DUPLICATE, Status.WITHDRAWN) or (kind == "question" and status in FINAL):
+        if (
+            status in (Status.MERGED_DUPLICATE, Status.WITHDRAWN)
+            or (kind == "question" and status in FINAL)
+            or current.purged_at is not None
+        ):
             raise Problem("reports.closed_for_messages")
         if (
             nonce

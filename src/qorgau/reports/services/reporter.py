@@ -158,6 +158,8 @@ class ReporterReport:
     files: list[dict[str, Any]]
     can_withdraw: bool
     can_write: bool
+    # When the retention rule deleted the content of the closed report.
+    purged_at: int | None = None
 
 
 def _files(conn: Any, report_id: str) -> list[Any]:
@@ -223,6 +225,7 @@ def reporter_view(ctx: Ctx, *, follow_up_pass: str | None = None, report_id: str
         files=[f._asdict() for f in files if f.message_id is None],
         can_withdraw=status == Status.NEW,
         can_write=reporter_may_write(status),
+        purged_at=row.purged_at,
     )
 
 

@@ -19,7 +19,7 @@ from qorgau.kernel.db import Tx, utc_now_ms
 from qorgau.kernel.errors import Problem, invalid
 from qorgau.kernel.events import emit
 from qorgau.kernel.i18n import DISPLAY_TIME_ZONE
-from qorgau.reports import catalog, media, protection, receipts, redaction, statistics
+from qorgau.reports import catalog, media, places, protection, receipts, redaction, statistics
 from qorgau.reports import tables as t
 from qorgau.reports.domain import (
     ADDRESS_MAX,
@@ -233,6 +233,9 @@ def do_submit_report(
         ),
         "public_text_enc": seal_text(
             kernel.keyring, redaction.redact(report.description), row_aad("reports", "public_text_enc", report_id)
+        ),
+        "place_key": places.place_key(
+            kernel.hasher, report.region_code, lat=report.lat, long=report.long, address=report.address
         ),
     }
     category = catalog.category(report.category)
