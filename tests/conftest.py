@@ -24,6 +24,10 @@ PG_ADMIN_URL = os.environ.get("QORGAU_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("QORGAU_TEST_REDIS_URL", "")
 
 
+# One deployment secret for every test's settings (each still gets its own key ring and database).
+TEST_SECRET_KEY = "5f" * 32
+
+
 def require_service(name: str, url: str) -> str:
     """Skip when a service is not configured, but fail in CI: CI must exercise it for real."""
     if not url:
@@ -112,6 +116,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         env={},
         data_dir=tmp_path / "data",
         database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
         log_json=True,
         log_level="warning",
         ledger_sign_interval_ms=50,
@@ -142,12 +147,27 @@ def client(app: Any) -> Iterator[Any]:
         yield c
 
 
+# Demo passwords derive from the deployment secret, which every test shares (TEST_SECRET_KEY), so the
+# argon2id hash of each demo password is computed once per run instead of ~15 times per test (about a
+# second of setup each). Hashes are real and salted; sign-ins still verify them for real.
+_DEMO_HASHES: dict[str, str] = {}
+
+
 @pytest.fixture
-def demo(kernel: Any) -> dict[str, Any]:
+def demo(kernel: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The demo data set; returns accounts by username."""
     from qorgau.demo import load_demo
+    from qorgau.kernel.auth import passwords, services
 
-    return {a.username: a for a in load_demo(kernel)}
+    def once(password: str) -> str:
+        found = _DEMO_HASHES.get(password)
+        if found is None:
+            found = _DEMO_HASHES[password] = passwords.hash_password(password)
+        return found
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "hash_password", once)
+        return {a.username: a for a in load_demo(kernel)}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

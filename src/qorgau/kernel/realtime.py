@@ -24,13 +24,10 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
-import redis.asyncio as aredis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff, NoBackoff
-from redis.retry import Retry
+if TYPE_CHECKING:
+    import redis.asyncio as aredis
 
 from qorgau.kernel.db import Database
 from qorgau.kernel.events import latest_stream_id
@@ -272,6 +269,10 @@ class RedisBus:
         self.hub: Hub | None = None
         self.db: Database | None = None
         self.reader_client_name = f"qorgau-bus-{id(self):x}"
+        import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
         self._sync = redis.Redis.from_url(
             url,
             decode_responses=True,
@@ -404,6 +405,10 @@ class RedisBus:
         self._sync.connection_pool.disconnect()
 
     def _reader_client(self) -> aredis.Redis:
+        import redis.asyncio as aredis
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
+
         return aredis.Redis.from_url(
             self.url,
             decode_responses=True,
