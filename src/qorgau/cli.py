@@ -405,6 +405,18 @@ def _progress() -> Progress:
     )
 
 
+def _purge(settings: Settings, purge: Any, changed: Any) -> Any:
+    """Run a retention rule once; a new signed head when it wrote ledger entries."""
+    kernel = _kernel(settings)
+    try:
+        result = purge(kernel)
+        if changed(result):
+            kernel.ledger.sign_if_grown()
+    finally:
+        kernel.close()
+    return result
+
+
 @reports_app.command("purge")
 def reports_purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the reports that are due.")] = False,
@@ -416,13 +428,7 @@ def reports_purge(
     from qorgau.reports.services.retention import purge_due
 
     settings = _settings(data_dir, database_url, config)
-    kernel = _kernel(settings)
-    try:
-        result = purge_due(kernel, dry_run=dry_run)
-        if result.count and not dry_run:
-            kernel.ledger.sign_if_grown()
-    finally:
-        kernel.close()
+    result = _purge(settings, lambda kernel: purge_due(kernel, dry_run=dry_run), lambda r: r.count and not dry_run)
     days = settings.reports_retention_days
     if dry_run:
         console.print(f"{result.count} reports are due for purging (finished over {days} days ago); nothing changed")
@@ -441,13 +447,7 @@ def messenger_purge(
     from qorgau.messenger.services.compliance import purge_expired
 
     settings = _settings(data_dir, database_url, config)
-    kernel = _kernel(settings)
-    try:
-        result = purge_expired(kernel, dry_run=dry_run)
-        if result.events and not dry_run:
-            kernel.ledger.sign_if_grown()
-    finally:
-        kernel.close()
+    result = _purge(settings, lambda kernel: purge_expired(kernel, dry_run=dry_run), lambda r: r.events and not dry_run)
     if dry_run:
         console.print(f"{result.events} messages in {result.rooms} rooms are due for purging; nothing changed")
     else:

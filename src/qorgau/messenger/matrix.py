@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, Router, get, post, put
@@ -748,30 +747,12 @@ async def upload(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _upload(request)
 
 
-def _media_response(found: media_service.StoredMedia, file_name: str | None) -> Response[bytes]:
-    name = file_name or found.filename
-    disposition = "inline" if found.inline else "attachment"
-    if name:
-        disposition += f"; filename*=utf-8''{quote(name, safe='')}"
-    return Response(
-        content=found.content,
-        media_type=found.content_type,
-        headers={
-            "Content-Disposition": disposition,
-            "Content-Security-Policy": "sandbox; default-src 'none'; script-src 'none'; object-src 'none'",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=86400",
-            "Cross-Origin-Resource-Policy": "cross-origin",
-        },
-    )
-
-
 async def _download(
     request: Request[Any, Any, Any], server: str, media_id: str, file_name: str | None
 ) -> Response[bytes]:
     ctx = await mctx(request)
     found = await run(media_service.get_media, ctx, server, media_id)
-    return _media_response(found, file_name)
+    return media_service.media_response(found, file_name)
 
 
 @get([MEDIA_V1 + "/download/{server:str}/{media_id:str}", MEDIA_V3 + "/download/{server:str}/{media_id:str}"])
@@ -802,7 +783,7 @@ async def thumbnail(request: Request[Any, Any, Any], server: str, media_id: str)
     if method not in ("scale", "crop"):
         raise invalid_param("'method' must be 'scale' or 'crop'")
     found = await run(media_service.get_thumbnail, ctx, server, media_id, width, height, method)
-    return _media_response(found, None)
+    return media_service.media_response(found, None)
 
 
 @get([MEDIA_V1 + "/config", MEDIA_V3 + "/config"])

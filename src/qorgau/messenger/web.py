@@ -468,19 +468,7 @@ async def messenger_media(request: Request[Any, Any, Any], media_id: str, thumb:
         found = await asyncio.to_thread(media.get_thumbnail, ctx, server, media_id[:64], 320, 240, "scale")
     else:
         found = await asyncio.to_thread(media.get_media, ctx, server, media_id[:64])
-    disposition = "inline" if found.inline else "attachment"
-    if found.filename:
-        disposition += f"; filename*=utf-8''{quote(found.filename, safe='')}"
-    return Response(
-        content=found.content,
-        media_type=found.content_type,
-        headers={
-            "Content-Disposition": disposition,
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=3600",
-        },
-    )
+    return media.media_response(found, None)
 
 
 @get("/messenger/search")
