@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BACKENDS, _truncate_pg
+
 CHROMIUM = os.environ.get("QORGAU_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
@@ -36,9 +38,18 @@ def browser_type_launch_args() -> dict[str, Any]:
     }
 
 
+# The journeys an issue's "done when" names run on PostgreSQL too (the same app, another engine).
+on_every_engine = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+
+
 @pytest.fixture(params=["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Browser tests check pages, not engines: SQLite is enough here."""
+    """Browser tests check pages, not engines: SQLite, except the journeys marked `on_every_engine`."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_database")
+        _truncate_pg(url)
+        yield url
+        return
     template: Path = request.getfixturevalue("sqlite_template")
     target = tmp_path / "qorgau.db"
     shutil.copyfile(template, target)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import no_overflow, shot, sign_in
+from tests.browser.conftest import no_overflow, on_every_engine, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -18,6 +18,7 @@ def send(page: Any, text: str) -> None:
     page.get_by_test_id("send").click()
 
 
+@on_every_engine
 def test_two_officials_chat_live_in_two_windows(browser: Any, live_url: str, demo: dict[str, Any]) -> None:
     desk = browser.new_context(viewport={"width": 1280, "height": 860}, extra_http_headers={"Accept-Language": "en"})
     phone = browser.new_context(viewport={"width": 390, "height": 844}, extra_http_headers={"Accept-Language": "en"})

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import no_overflow, shot, sign_in
+from tests.browser.conftest import no_overflow, on_every_engine, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -23,6 +23,7 @@ def _png() -> bytes:
     return out.getvalue()
 
 
+@on_every_engine
 def test_a_letter_goes_from_one_agency_to_another_and_is_answered(
     browser: Any, live_url: str, demo: dict[str, Any]
 ) -> None:
@@ -87,6 +88,7 @@ def _english(page: Any) -> None:
     page.wait_for_load_state()
 
 
+@on_every_engine
 def test_an_admins_notice_is_confirmed_and_the_share_updates_live(
     browser: Any, live_url: str, demo: dict[str, Any]
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import no_overflow, shot, sign_in
+from tests.browser.conftest import no_overflow, on_every_engine, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +20,7 @@ WORDS = {
 }
 
 
+@on_every_engine
 @pytest.mark.parametrize("lang", ["kk", "ru", "en"])
 def test_admin_invites_official_who_joins_by_link(browser: Any, live_url: str, demo: dict[str, Any], lang: str) -> None:
     words = WORDS[lang]

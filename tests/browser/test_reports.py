@@ -12,7 +12,7 @@ from PIL import Image
 
 from qorgau.kernel.context import Ctx
 from qorgau.reports import services as reports
-from tests.browser.conftest import no_overflow, shot, sign_in
+from tests.browser.conftest import no_overflow, on_every_engine, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +34,7 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
+@on_every_engine
 def test_anonymous_report_with_photo_followed_up_to_the_outcome(
     browser: Any, live_url: str, demo: dict[str, Any], tmp_path: Path
 ) -> None:
