@@ -294,11 +294,11 @@ async def notices_shares(request: Request[Any, Any, Any], notice_id: str) -> Res
 async def notices_events(request: Request[Any, Any, Any], notice_id: str) -> ServerSentEvent:
     """Server-Sent Events: a `shares` message whenever the number of confirmations changes."""
     ctx = await _ctx(request, "messenger.notices.send")
-    first = await asyncio.to_thread(notices.tracked_notice, ctx, notice_id)
+    first = await asyncio.to_thread(notices.confirmed_count, ctx, notice_id)
     hub = request.app.state.hub
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
-        cursor, confirmed = hub.latest, first.confirmed
+        cursor, confirmed = hub.latest, first
         deadline = time.monotonic() + STREAM_SECONDS
         yield ServerSentEventMessage(event="ready", data="{}", retry=2000)
         while (left := deadline - time.monotonic()) > 0:
@@ -307,9 +307,10 @@ async def notices_events(request: Request[Any, Any, Any], notice_id: str) -> Ser
                 yield ServerSentEventMessage(comment="keep-alive")
                 continue
             cursor = latest
-            now = await asyncio.to_thread(notices.tracked_notice, ctx, notice_id)
-            if now.confirmed != confirmed:
-                confirmed = now.confirmed
+            # Every event on the bus wakes this stream; only a changed count is worth a message.
+            now = await asyncio.to_thread(notices.confirmed_count, ctx, notice_id)
+            if now != confirmed:
+                confirmed = now
                 yield ServerSentEventMessage(event="shares", data=json.dumps({"confirmed": confirmed}))
 
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -100,7 +100,10 @@ def _helpers(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 def _page(request: Request[Any, Any, Any], template: str, *, status_code: int = 200, **context: Any) -> Response[str]:
-    values = {**_helpers(request), "show_main": False, **_office_links(request), **context}
+    # Fragments ("messenger/_…": the room list and timeline lines fetched on every live update) have
+    # no sidebar links: only whole pages pay for the badge's query.
+    links = {} if template.startswith("messenger/_") else _office_links(request)
+    values = {**_helpers(request), "show_main": False, **links, **context}
     response = render(request, template, status_code=status_code, **values)
     response.headers["Cache-Control"] = "no-store"
     return response

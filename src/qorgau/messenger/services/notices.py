@@ -328,8 +328,8 @@ def sent_notices(ctx: Ctx, *, lang: str = "en") -> list[SentNotice]:
     return _sent(ctx, rows, lang)
 
 
-def tracked_notice(ctx: Ctx, notice_id: str, *, lang: str = "en") -> SentNotice:
-    """One sent notice with the share confirmed per agency, for its sender."""
+def tracked_access(ctx: Ctx, notice_id: str) -> Any:
+    """The notice's row, for those who may follow it; "not found" for everyone else."""
     require(ctx.actor, "messenger.notices.send")
     n = t.notices
     with ctx.kernel.db.read() as conn:
@@ -338,7 +338,22 @@ def tracked_notice(ctx: Ctx, notice_id: str, *, lang: str = "en") -> SentNotice:
         ctx.actor, "messenger.notices.track", NoticeAccess(row.sender_account_id, row.sender_agency_id)
     ):
         raise Problem("notices.not_found")
-    return _sent(ctx, [row], lang)[0]
+    return row
+
+
+def tracked_notice(ctx: Ctx, notice_id: str, *, lang: str = "en") -> SentNotice:
+    """One sent notice with the share confirmed per agency, for its sender."""
+    return _sent(ctx, [tracked_access(ctx, notice_id)], lang)[0]
+
+
+def confirmed_count(ctx: Ctx, notice_id: str) -> int:
+    """How many recipients have confirmed a notice the actor tracks (cheap: for live updates)."""
+    tracked_access(ctx, notice_id)
+    r = t.notice_recipients
+    with ctx.kernel.db.read() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count(r.c.confirmed_at)).where(r.c.notice_id == notice_id)).scalar() or 0
+        )
 
 
 def audience_choices(ctx: Ctx, *, lang: str = "en") -> dict[str, list[tuple[str, str]]]:
