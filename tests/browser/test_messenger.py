@@ -169,3 +169,36 @@ def test_a_photo_sent_in_the_browser_shows_in_the_other_window_and_search_finds_
     finally:
         desk.close()
         phone.close()
+
+
+def test_the_new_room_form_offers_history_for_new_members_in_every_language(
+    browser: Any, live_url: str, demo: dict[str, Any]
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, live_url, "nurlan.official", demo["nurlan.official"].password)
+        for lang in ("kk", "ru", "en"):
+            page.locator(f"form.langs button[value={lang}]").click()
+            page.wait_for_load_state()
+            page.goto(live_url + "/messenger/new")
+            choice = page.get_by_test_id("history-visibility")
+            radios = choice.locator("input[type=radio][name=history_visibility]")
+            assert radios.count() == 3, lang
+            assert [radios.nth(i).get_attribute("value") for i in range(3)] == ["shared", "invited", "joined"]
+            assert radios.nth(0).is_checked()
+            assert choice.locator("legend").inner_text().strip()
+            choice.scroll_into_view_if_needed()
+            shot(page, f"messenger-new-history-{lang}")
+            no_overflow(page)
+        page.screenshot(path="/work/hv_new_room.png", full_page=True)
+        assert "History for new members" in page.get_by_test_id("history-visibility").inner_text()
+        page.get_by_label("Name", exact=True).fill("Closed inquiry")
+        page.get_by_test_id("history-visibility").get_by_label("From when they join").check()
+        page.get_by_role("button", name="Create chat").click()
+        page.get_by_test_id("room-name").filter(has_text="Closed inquiry").wait_for()
+        page.get_by_test_id("members").locator("summary").click()
+        shown = page.get_by_test_id("members").get_by_test_id("history-visibility").inner_text()
+        assert "From when they join" in shown
+    finally:
+        context.close()

@@ -327,6 +327,64 @@ def preset_state(preset: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+# --- history visibility -----------------------------------------------------------------------
+
+HISTORY_VISIBILITY_VALUES = ("world_readable", "shared", "invited", "joined")
+# Members see every event of these (there is no guest or peeking access: world_readable is shared).
+OPEN_HISTORY = frozenset({"world_readable", "shared"})
+DEFAULT_HISTORY_VISIBILITY = "shared"
+
+# An inclusive range of stream ids, open-ended when its end is None.
+StreamRange = tuple[int, int | None]
+
+
+def check_history_visibility(content: Mapping[str, Any]) -> None:
+    """M_BAD_JSON unless `content` sets one of the four values of the specification."""
+    value = content.get("history_visibility")
+    if value not in HISTORY_VISIBILITY_VALUES:
+        allowed = ", ".join(HISTORY_VISIBILITY_VALUES)
+        raise bad_json(f"history_visibility must be one of: {allowed}")
+
+
+def _visible_under(setting: str, membership: str | None) -> bool:
+    if setting == "joined":
+        return membership == Membership.JOIN
+    if setting == "invited":
+        return membership in (Membership.JOIN, Membership.INVITE)
+    return True  # shared, world_readable, and values written before they were checked
+
+
+def hidden_ranges(
+    settings: Iterable[tuple[int, str]], memberships: Iterable[tuple[int, str | None]]
+) -> tuple[StreamRange, ...]:
+    """The stream ranges of a room a user may not read, from the room's history visibility changes and
+    the user's membership events, each (stream id, value) in stream order.
+
+    An event is judged by the setting in force at it (the latest change at or before it) and the
+    user's membership at it (their latest membership event at or before it, so their own join is
+    visible to them). Before any setting the room is `shared`, the specification's default.
+    """
+    changes = sorted([(s, 0, v) for s, v in settings] + [(s, 1, m) for s, m in memberships])
+    setting, membership = DEFAULT_HISTORY_VISIBILITY, None
+    hidden: list[list[int | None]] = []
+    for i, (start, kind, value) in enumerate(changes):
+        if kind == 0:
+            setting = value or DEFAULT_HISTORY_VISIBILITY
+        else:
+            membership = value
+        nxt = changes[i + 1][0] if i + 1 < len(changes) else None
+        if nxt == start:
+            continue  # a second change at the same position: judge the segment after both
+        end = nxt - 1 if nxt is not None else None
+        if _visible_under(setting, membership):
+            continue
+        if hidden and hidden[-1][1] is not None and hidden[-1][1] + 1 >= start:
+            hidden[-1][1] = end
+        else:
+            hidden.append([start, end])
+    return tuple((int(lo or 0), hi) for lo, hi in hidden)
+
+
 # --- redaction (room version 10) --------------------------------------------------------------
 
 _KEEP_CONTENT: dict[str, tuple[str, ...]] = {

@@ -146,6 +146,9 @@ class Runtime:
         self.contents: LRU[tuple[str, bool], dict[str, Any]] = LRU(CONTENT_CACHE_SIZE)
         # event id of an m.room.power_levels event -> its parsed levels (redaction keeps every level).
         self.power_levels: LRU[str, Any] = LRU(4096)
+        # event id of a room's current m.room.history_visibility -> every setting the room had until
+        # it: a new setting is a new event, so a cached list never goes stale.
+        self.history_visibility: LRU[str, Any] = LRU(4096)
         self.sessions: TTLCache[str, Any] = TTLCache(SESSION_CACHE_SECONDS)
         self.filters: LRU[tuple[str, str], Any] = LRU(4096)
         self.sync: SyncEngine | None = None

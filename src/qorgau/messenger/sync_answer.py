@@ -27,6 +27,7 @@ from qorgau.messenger.services.e2ee import (
 )
 from qorgau.messenger.services.ephemeral import TOPIC_ACCOUNT_DATA, account_data_rows
 from qorgau.messenger.services.events import READ_RECEIPTS, StoredEvent, count_unread, current_state, room_events
+from qorgau.messenger.services.visibility import Visibility, room_visibility
 
 if TYPE_CHECKING:
     from qorgau.kernel.context import Kernel
@@ -152,13 +153,18 @@ class Answer:
             elif membership in (Membership.LEAVE, Membership.BAN) and (
                 (changes and self.since is not None) or (rf.include_leave and self.full)
             ):
-                leave[room_id] = self._left_room(self.by_room.get(room_id, []), member_stream)
+                leave[room_id] = self._left_room(room_id, self.by_room.get(room_id, []), member_stream)
         return join, invite, leave
 
     def _joined_room(self, room_id: str, items: list[Item], *, newly: bool) -> dict[str, Any] | None:
         rf = self.filter.room
         events = [i.event for i in items if i.event is not None]
+        visibility: Visibility | None = None
         if newly:
+            # History from before the join may be hidden (m.room.history_visibility). An incremental
+            # timeline of a room the user was already joined to holds only events from while they
+            # were joined, which every setting shows: that path (in memory) needs no check.
+            visibility = room_visibility(self.kernel, self.db(), room_id, self.me)
             recent = room_events(
                 self.kernel,
                 self.db(),
@@ -167,6 +173,7 @@ class Answer:
                 limit=self.limit + 1,
                 backwards=True,
                 event_filter=rf.timeline,
+                visibility=visibility,
             )
             recent.reverse()
         else:
@@ -195,7 +202,7 @@ class Answer:
             "state": {"events": [e.for_sync(self.device_key) for e in state]},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": []},
-            "unread_notifications": self._unread(room_id, events, newly=newly),
+            "unread_notifications": self._unread(room_id, events, newly=newly, visibility=visibility),
         }
 
     def _skipped_state(self, events: list[StoredEvent], timeline: list[StoredEvent]) -> list[StoredEvent]:
@@ -207,7 +214,7 @@ class Answer:
                 latest[(e.type, e.state_key)] = e
         return list(latest.values())
 
-    def _left_room(self, items: list[Item], member_stream: int) -> dict[str, Any]:
+    def _left_room(self, room_id: str, items: list[Item], member_stream: int) -> dict[str, Any]:
         timeline_filter = self.filter.room.timeline
         events = [
             i.event
@@ -216,6 +223,14 @@ class Answer:
             and i.event.stream_id <= member_stream
             and timeline_filter.allows(i.event.type, i.event.sender, i.event.content)
         ]
+        changes = self.my_membership.get(room_id, [])
+        if events and not (changes and changes[0].prev_membership == Membership.JOIN):
+            # Not joined when this answer's range began (an invitation declined or withdrawn): what
+            # happened meanwhile may be hidden from them. Rare, so it may cost a query; a member who
+            # leaves saw everything up to their leave and skips this.
+            visibility = room_visibility(self.kernel, self.db(), room_id, self.me)
+            if visibility is not None:
+                events = [e for e in events if visibility.allows(e.stream_id, e.sender)]
         timeline = events[-self.limit :] if self.limit else []
         prev = timeline[0].stream_id - 1 if timeline else member_stream
         return {
@@ -273,7 +288,9 @@ class Answer:
             out.append({"type": "m.receipt", "content": content})
         return out
 
-    def _unread(self, room_id: str, events: list[StoredEvent], *, newly: bool) -> dict[str, int]:
+    def _unread(
+        self, room_id: str, events: list[StoredEvent], *, newly: bool, visibility: Visibility | None = None
+    ) -> dict[str, int]:
         """Unread messages, counted on from the last answer in memory; from the database otherwise."""
         key = (room_id, self.me)
         cached = self.unread.get(key)
@@ -285,7 +302,11 @@ class Answer:
                     # One's own message marks the room read, as the database count does.
                     count = 0 if e.sender == self.me else count + 1
         if count is None:
-            count = count_unread(self.db(), room_id, self.me, cap=UNREAD_CAP, upto=self.upto)
+            if visibility is None and not newly:
+                # Counted from the database: hidden history must not be counted (a room never made
+                # `invited`/`joined` costs one primary-key lookup, and only on this rare path).
+                visibility = room_visibility(self.kernel, self.db(), room_id, self.me)
+            count = count_unread(self.db(), room_id, self.me, cap=UNREAD_CAP, upto=self.upto, visibility=visibility)
         self.unread_updates[key] = (count, self.upto)
         return {"notification_count": count, "highlight_count": 0}
 

@@ -34,7 +34,7 @@ from qorgau.kernel.context import Ctx
 from qorgau.kernel.errors import Problem
 from qorgau.kernel.i18n import N_
 from qorgau.messenger import media
-from qorgau.messenger.domain import DSP_STATE, is_room_id, is_user_id
+from qorgau.messenger.domain import DSP_STATE, HISTORY_VISIBILITY_VALUES, is_room_id, is_user_id
 from qorgau.messenger.services import ephemeral, events, notices, rooms, web_queries
 from qorgau.messenger.services.access import MxCtx, mx_ctx
 from qorgau.messenger.services.events import StoredEvent
@@ -61,6 +61,17 @@ STREAM_SECONDS = 240.0
 KEEPALIVE_SECONDS = 20.0
 MESSAGE_MAX = 8000
 NAME_MAX = 120
+# What members who join later see of a room's history, as the new-room form offers it (the first is
+# the default). world_readable is left out: without guest access it means the same as shared here.
+HISTORY_CHOICES = (
+    ("shared", N_("All history")),
+    ("invited", N_("From their invitation")),
+    ("joined", N_("From when they join")),
+)
+HISTORY_LABELS = {
+    **dict(HISTORY_CHOICES),
+    "world_readable": N_("All history"),
+}
 
 
 # --- plumbing ---------------------------------------------------------------------------------
@@ -96,6 +107,8 @@ def _helpers(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "edit_target": _replaced,
         "new_body": _new_body,
         "media_id": _media_id,
+        "history_choices": HISTORY_CHOICES,
+        "history_labels": HISTORY_LABELS,
     }
 
 
@@ -343,9 +356,13 @@ async def messenger_create(request: Request[Any, Any, Any]) -> Response[Any]:
             error=error,
             show_main=True,
         )
-    dsp = [{"type": DSP_STATE, "state_key": "", "content": {"dsp": True}}] if _text(form, "dsp") else []
+    initial = [{"type": DSP_STATE, "state_key": "", "content": {"dsp": True}}] if _text(form, "dsp") else []
+    history = _text(form, "history_visibility") or HISTORY_CHOICES[0][0]
+    if history not in HISTORY_VISIBILITY_VALUES:
+        raise Problem("validation.field", field="history_visibility", status=400)
+    initial.append({"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": history}})
     room_id = await rooms.do_create_room(
-        ctx, CreateRoom(name=name, topic=topic or None, invite=invite, initial_state=dsp)
+        ctx, CreateRoom(name=name, topic=topic or None, invite=invite, initial_state=initial)
     )
     return Redirect(path=_room_url(room_id), status_code=303)
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from PIL import Image
 
 from qorgau.kernel.auth import services as auth
+from qorgau.kernel.db import utc_now_ms
 from qorgau.messenger import tables as t
-from qorgau.messenger.letters import registration_year
+from qorgau.messenger.letters import registration_year, today
 from tests.integration.test_auth_http import csrf_from, sign_in
 
 
@@ -200,12 +201,15 @@ def test_bad_letters_are_refused_with_the_form_kept(
         assert conn.execute(sa.select(sa.func.count()).select_from(t.letters)).scalar() == 0
 
 
+def _today() -> str:
+    # The deployment's today (Kazakhstan's time zone), not the test machine's: near midnight UTC they differ.
+    return today(utc_now_ms()).isoformat()
+
+
 def test_overdue_letters_come_first_and_are_flagged(kernel: Any, people: dict[str, Any]) -> None:
     nurlan, csrf = people["nurlan.official"]
     akimat = agency_id(kernel, "almaty-akimat")
-    late = letter_id_of(
-        register(nurlan, csrf, addressees=[akimat], subject="Просроченное", body="x", due=date.today().isoformat())
-    )
+    late = letter_id_of(register(nurlan, csrf, addressees=[akimat], subject="Просроченное", body="x", due=_today()))
     letter_id_of(register(nurlan, csrf, addressees=[akimat], subject="Свежее", body="x"))
     with kernel.db.transaction() as tx:
         tx.execute(t.letters.update().where(t.letters.c.id == late).values(due_at=1))

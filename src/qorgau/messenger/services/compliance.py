@@ -40,6 +40,7 @@ from qorgau.messenger.domain import MESSENGER_ROLES, Membership, may_export_dsp,
 from qorgau.messenger.services import letters
 from qorgau.messenger.services.access import MxCtx, room_access
 from qorgau.messenger.services.events import StoredEvent, content_aad, current_state, events_from_rows
+from qorgau.messenger.services.visibility import room_visibility
 
 DAY_MS = 86_400_000
 PURGE_BATCH = 500
@@ -80,6 +81,16 @@ def _export_room(actor: Actor | None, res: Any) -> bool:
     if membership == Membership.JOIN:
         return True
     return actor.role == Role.SECURITY_OFFICER and actor.agency_id is not None and actor.agency_id == agency_id
+
+
+def _agency_record(actor: Actor | None, agency_id: str | None) -> bool:
+    """Whether an export of a room is its agency's record: made by that agency's security officer."""
+    return (
+        actor is not None
+        and actor.role == Role.SECURITY_OFFICER
+        and actor.agency_id is not None
+        and actor.agency_id == agency_id
+    )
 
 
 # --- the rooms an officer looks after ----------------------------------------------------------
@@ -323,7 +334,15 @@ async def do_export_room(ctx: MxCtx, room_id: str) -> Export:
         access = room_access(kernel, conn, room_id, ctx.user_id)
         if access is None or not can(actor, "messenger.room.export", (access.membership, access.agency_id)):
             raise Problem("http.not_found")
-        rows = conn.execute(sa.select(e).where(e.c.room_id == room_id).order_by(e.c.stream_id)).all()
+        query = sa.select(e).where(e.c.room_id == room_id)
+        if not _agency_record(actor, access.agency_id):
+            # A member exports what they may read: history hidden from them by the room's history
+            # visibility stays out. The security officer of the room's agency exports everything: the
+            # export is then the agency's record of the room, which must be complete.
+            visibility = room_visibility(kernel, conn, room_id, ctx.user_id)
+            if visibility is not None:
+                query = query.where(visibility.clause(e))
+        rows = conn.execute(query.order_by(e.c.stream_id)).all()
         history = events_from_rows(kernel, conn, rows)
         dsp_rows = {row.event_id for row in rows if row.dsp}
         name = _room_name(kernel, conn, room_id)

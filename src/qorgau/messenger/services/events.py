@@ -53,6 +53,7 @@ from qorgau.messenger.services.access import (
     require_reader,
     room_access,
 )
+from qorgau.messenger.services.visibility import Visibility, room_visibility
 
 TOPIC_ROOM = "messenger.room"
 
@@ -361,13 +362,17 @@ def room_events(
     limit: int,
     backwards: bool,
     event_filter: EventFilter | None = None,
+    visibility: Visibility | None = None,
 ) -> list[StoredEvent]:
     """A room's events in (after, upto], the newest first when `backwards`, at most `limit` of them.
 
     A filter on types or senders is applied in SQL; one on content (`contains_url`) after decrypting.
+    The events `visibility` hides (history from before a member could see it) are left out in SQL.
     """
     e = t.events
     query = sa.select(e).where(e.c.room_id == room_id)
+    if visibility is not None:
+        query = query.where(visibility.clause(e))
     if after is not None:
         query = query.where(e.c.stream_id > after)
     if upto is not None:
@@ -530,14 +535,20 @@ async def do_redact_event(ctx: MxCtx, room_id: str, target_id: str, reason: str 
 
 
 def get_event(ctx: MxCtx, room_id: str, event_id: str) -> dict[str, Any]:
+    """One event of a room the actor reads; M_NOT_FOUND also when its history is hidden from them."""
     require_official(ctx)
     with ctx.kernel.db.read() as conn:
         access = require_reader(ctx, conn, room_id)
         found = load_events(ctx.kernel, conn, event_ids=[event_id])
-    if not found or found[0].room_id != room_id:
+        visibility = room_visibility(ctx.kernel, conn, room_id, ctx.user_id) if found else None
+    if not found or found[0].room_id != room_id or not _visible(visibility, found[0]):
         raise not_found("Event not found")
     note_dsp_view(ctx, access, 1)
     return found[0].to_dict(txn_device=ctx.device_key)
+
+
+def _visible(visibility: Visibility | None, event: StoredEvent) -> bool:
+    return visibility is None or visibility.allows(event.stream_id, event.sender)
 
 
 def _position(token: str | None, name: str) -> int | None:
@@ -566,6 +577,7 @@ def room_messages(
     backwards = direction == "b"
     with ctx.kernel.db.read() as conn:
         access = require_reader(ctx, conn, room_id)
+        visibility = room_visibility(ctx.kernel, conn, room_id, ctx.user_id)
         if backwards:
             chunk = room_events(
                 ctx.kernel,
@@ -576,6 +588,7 @@ def room_messages(
                 limit=limit,
                 backwards=True,
                 event_filter=event_filter,
+                visibility=visibility,
             )
         else:
             chunk = room_events(
@@ -587,6 +600,7 @@ def room_messages(
                 limit=limit,
                 backwards=False,
                 event_filter=event_filter,
+                visibility=visibility,
             )
         if start is None:
             start = _latest_room_position(conn, room_id) if backwards else 0
@@ -614,17 +628,15 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
     with kernel.db.read() as conn:
         access = require_reader(ctx, conn, room_id)
         found = load_events(kernel, conn, event_ids=[event_id])
-        if not found or found[0].room_id != room_id:
+        visibility = room_visibility(kernel, conn, room_id, ctx.user_id) if found else None
+        if not found or found[0].room_id != room_id or not _visible(visibility, found[0]):
             raise not_found("Event not found")
         event = found[0]
         before_n = limit // 2
         after_n = limit - before_n
-        before = room_events(
-            kernel, conn, room_id, upto=event.stream_id - 1, limit=before_n, backwards=True, event_filter=event_filter
-        )
-        after = room_events(
-            kernel, conn, room_id, after=event.stream_id, limit=after_n, backwards=False, event_filter=event_filter
-        )
+        around: dict[str, Any] = {"event_filter": event_filter, "visibility": visibility}
+        before = room_events(kernel, conn, room_id, upto=event.stream_id - 1, limit=before_n, backwards=True, **around)
+        after = room_events(kernel, conn, room_id, after=event.stream_id, limit=after_n, backwards=False, **around)
         state = current_state(kernel, conn, room_id)
     note_dsp_view(ctx, access, 1 + len(before) + len(after))
     start = (before[-1].stream_id - 1) if before else event.stream_id - 1
@@ -643,13 +655,24 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
 READ_RECEIPTS = ("m.read", "m.read.private")
 
 
-def count_unread(conn: Connection, room_id: str, mxid: str, *, cap: int, upto: int | None = None) -> int:
+def count_unread(
+    conn: Connection,
+    room_id: str,
+    mxid: str,
+    *,
+    cap: int,
+    upto: int | None = None,
+    visibility: Visibility | None = None,
+) -> int:
     """Messages by others after the user's read receipt and their own last message, up to `cap`.
 
-    Redacted messages do not count. `upto` bounds the count to a sync position (None: everything).
+    Redacted messages do not count, nor those `visibility` hides. `upto` bounds the count to a sync
+    position (None: everything).
     """
     e, rc = t.events, t.receipts
     bound = [e.c.stream_id <= upto] if upto is not None else []
+    if visibility is not None:
+        bound.append(visibility.clause(e))
     read_upto = conn.execute(
         sa.select(sa.func.max(rc.c.event_stream_id)).where(
             rc.c.room_id == room_id, rc.c.user_id == mxid, rc.c.receipt_type.in_(READ_RECEIPTS)

@@ -27,6 +27,7 @@ from qorgau.messenger.domain import (
     bad_json,
     check_dsp_member,
     check_event_type,
+    check_history_visibility,
     check_power_levels_change,
     default_power_levels,
     forbidden,
@@ -107,6 +108,8 @@ async def do_create_room(ctx: MxCtx, cmd: CreateRoom) -> str:
         if item["type"] in ("m.room.create", "m.room.member"):
             raise invalid_param(f"{item['type']} cannot be given in initial_state")
         check_event_type(item["type"])
+        if item["type"] == "m.room.history_visibility":
+            check_history_visibility(item["content"])
     invitees = sorted({i for i in cmd.invite if i != ctx.user_id})
 
     dsp = room_marked_dsp(cmd.initial_state, cmd.creation_content)
@@ -294,6 +297,8 @@ async def do_set_state(ctx: MxCtx, room_id: str, event_type: str, state_key: str
         raise forbidden("Use the membership endpoints (invite, join, leave, kick, ban)")
     if event_type == "m.room.join_rules" and content.get("join_rule") not in JOIN_RULES:
         raise bad_json("unknown join_rule")
+    if event_type == "m.room.history_visibility":
+        check_history_visibility(content)
     actor = ctx.actor
     assert actor is not None
     d = draft(

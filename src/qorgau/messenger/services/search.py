@@ -20,6 +20,7 @@ from qorgau.messenger import tables as t
 from qorgau.messenger.domain import EventFilter, bad_json, parse_stream_token, stream_token
 from qorgau.messenger.services.access import MxCtx, joined_room_ids, require_official
 from qorgau.messenger.services.events import events_from_rows, room_events
+from qorgau.messenger.services.visibility import Visibility, rooms_visibility
 
 SEARCH_KEYS = {
     "content.body": ("m.room.message", "body"),
@@ -36,6 +37,7 @@ def _words(text: str) -> list[str]:
 
 
 def search(ctx: MxCtx, body: dict[str, Any], next_batch: str | None) -> dict[str, Any]:
+    """POST /search over the user's joined rooms: only events their history visibility lets them read."""
     require_official(ctx)
     categories = body.get("search_categories")
     if not isinstance(categories, dict) or not isinstance(categories.get("room_events"), dict):
@@ -64,8 +66,13 @@ def search(ctx: MxCtx, body: dict[str, Any], next_batch: str | None) -> dict[str
     resume: int | None = None
     with kernel.db.read() as conn:
         rooms = [r for r in joined_room_ids(conn, ctx.user_id) if event_filter.allows_room(r)]
+        hidden = rooms_visibility(kernel, conn, rooms, ctx.user_id)
         if rooms:
             query = sa.select(e).where(e.c.room_id.in_(rooms), e.c.type.in_(list(fields)), e.c.redacted_by.is_(None))
+            if hidden:
+                # Rooms readable in full need no condition; the others keep only what the user may read.
+                restricted = [sa.and_(e.c.room_id == r, v.clause(e)) for r, v in hidden.items()]
+                query = query.where(sa.or_(e.c.room_id.not_in(list(hidden)), *restricted))
             if before is not None:
                 query = query.where(e.c.stream_id < before)
             if event_filter.senders is not None:
@@ -81,7 +88,8 @@ def search(ctx: MxCtx, body: dict[str, Any], next_batch: str | None) -> dict[str
                     if all(any(w in f for f in found) for w in words):
                         item: dict[str, Any] = {"rank": 1.0, "result": event.to_dict()}
                         if before_limit or after_limit:
-                            item["context"] = _context(ctx, conn, event, before_limit, after_limit)
+                            visibility = hidden.get(event.room_id)
+                            item["context"] = _context(ctx, conn, event, before_limit, after_limit, visibility)
                         results.append(item)
                     if len(results) >= limit or scanned >= SCAN_LIMIT:
                         resume = event.stream_id
@@ -95,10 +103,13 @@ def search(ctx: MxCtx, body: dict[str, Any], next_batch: str | None) -> dict[str
     return {"search_categories": {"room_events": out}}
 
 
-def _context(ctx: MxCtx, conn: Any, event: Any, before_limit: int, after_limit: int) -> dict[str, Any]:
+def _context(
+    ctx: MxCtx, conn: Any, event: Any, before_limit: int, after_limit: int, visibility: Visibility | None
+) -> dict[str, Any]:
     kernel = ctx.kernel
-    before = room_events(kernel, conn, event.room_id, upto=event.stream_id - 1, limit=before_limit, backwards=True)
-    after = room_events(kernel, conn, event.room_id, after=event.stream_id, limit=after_limit, backwards=False)
+    room_id, at = event.room_id, event.stream_id
+    before = room_events(kernel, conn, room_id, upto=at - 1, limit=before_limit, backwards=True, visibility=visibility)
+    after = room_events(kernel, conn, room_id, after=at, limit=after_limit, backwards=False, visibility=visibility)
     return {
         "events_before": [e.to_dict() for e in before],
         "events_after": [e.to_dict() for e in after],

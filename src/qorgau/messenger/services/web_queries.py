@@ -23,6 +23,7 @@ from qorgau.messenger.services.events import (
     load_events,
     room_events,
 )
+from qorgau.messenger.services.visibility import current_setting, room_visibility
 
 UNREAD_CAP = 99
 TIMELINE_PAGE = 60
@@ -56,6 +57,7 @@ class RoomView:
     invited: dict[str, str]
     names: dict[str, str] = field(default_factory=dict)  # everyone ever in the room
     dsp: bool = False
+    history_visibility: str = "shared"  # what members who join later see of the history
 
 
 @dataclass(frozen=True)
@@ -130,16 +132,16 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
                     summary.last_stream = int(invite.stream_id)
                 out.append(summary)
                 continue
-            last = room_events(ctx.kernel, conn, row.room_id, limit=1, backwards=True)
+            # The preview and the count never show history hidden from the official (see visibility).
+            visibility = room_visibility(ctx.kernel, conn, row.room_id, ctx.user_id)
+            last = room_events(ctx.kernel, conn, row.room_id, limit=1, backwards=True, visibility=visibility)
             if last:
                 summary.last_stream = last[0].stream_id
                 summary.last_ts = last[0].ts
-            message = conn.execute(
-                sa.select(e)
-                .where(e.c.room_id == row.room_id, e.c.type == "m.room.message")
-                .order_by(e.c.stream_id.desc())
-                .limit(1)
-            ).all()
+            latest = sa.select(e).where(e.c.room_id == row.room_id, e.c.type == "m.room.message")
+            if visibility is not None:
+                latest = latest.where(visibility.clause(e))
+            message = conn.execute(latest.order_by(e.c.stream_id.desc()).limit(1)).all()
             if message:
                 found = events_from_rows(ctx.kernel, conn, message)[0]
                 shown = found.content.get("m.new_content") or found.content  # an edit shows its new text
@@ -148,7 +150,7 @@ def room_list(ctx: MxCtx) -> list[RoomSummary]:
                 if summary.dsp and summary.last_body is not None:
                     summary.last_body = ""  # no ДСП text outside the room view (whose views are ledgered)
                 summary.last_sender = names.get(found.sender, found.sender)
-            summary.unread = count_unread(conn, row.room_id, ctx.user_id, cap=UNREAD_CAP + 1)
+            summary.unread = count_unread(conn, row.room_id, ctx.user_id, cap=UNREAD_CAP + 1, visibility=visibility)
             out.append(summary)
     out.sort(key=lambda s: (s.membership != Membership.INVITE, -s.last_stream))
     return out
@@ -171,34 +173,45 @@ def room_view(ctx: MxCtx, room_id: str) -> RoomView:
             invited=invited,
             names=names,
             dsp=access.dsp,
+            history_visibility=current_setting(ctx.kernel, conn, room_id),
         )
 
 
 def timeline(ctx: MxCtx, room_id: str, *, after: int | None = None, limit: int = TIMELINE_PAGE) -> list[StoredEvent]:
-    """The room's latest events (or those after `after`), oldest first.
+    """The room's latest events (or those after `after`), oldest first, without the history hidden
+    from the official by the room's history visibility.
 
     Showing a ДСП room's events to a security officer is a view written to the ledger.
     """
     require_official(ctx)
     with ctx.kernel.db.read() as conn:
         access = require_reader(ctx, conn, room_id)
+        visibility = room_visibility(ctx.kernel, conn, room_id, ctx.user_id)
         if after is not None:
-            found = room_events(ctx.kernel, conn, room_id, after=after, limit=limit, backwards=False)
+            found = room_events(
+                ctx.kernel, conn, room_id, after=after, limit=limit, backwards=False, visibility=visibility
+            )
         else:
-            found = list(reversed(room_events(ctx.kernel, conn, room_id, limit=limit, backwards=True)))
+            newest = room_events(ctx.kernel, conn, room_id, limit=limit, backwards=True, visibility=visibility)
+            found = list(reversed(newest))
     if found:
         note_dsp_view(ctx, access, len(found))
     return found
 
 
 def room_events_by_id(ctx: MxCtx, room_id: str, event_ids: list[str]) -> dict[str, StoredEvent]:
-    """Events of a room the official reads, by id (those of other rooms are left out)."""
+    """Events of a room the official reads, by id (those of other rooms, or hidden from them, are left out)."""
     require_official(ctx)
     if not event_ids:
         return {}
     with ctx.kernel.db.read() as conn:
         require_reader(ctx, conn, room_id)
-        return {e.event_id: e for e in load_events(ctx.kernel, conn, event_ids=event_ids) if e.room_id == room_id}
+        visibility = room_visibility(ctx.kernel, conn, room_id, ctx.user_id)
+        return {
+            e.event_id: e
+            for e in load_events(ctx.kernel, conn, event_ids=event_ids)
+            if e.room_id == room_id and (visibility is None or visibility.allows(e.stream_id, e.sender))
+        }
 
 
 def agency_officials(ctx: MxCtx) -> list[Official]:
