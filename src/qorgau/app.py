@@ -61,6 +61,22 @@ async def _before_request(request: Request[Any, Any, Any]) -> None:
     await check_csrf(request)
 
 
+class QorgauApp(Litestar):
+    """The platform's ASGI app: the Matrix hot paths go through the messenger's fast lane first."""
+
+    fast_lane: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.fast_lane is not None:
+            from qorgau.messenger.fastlane import match
+
+            found = match(scope)
+            if found is not None:
+                await self.fast_lane.serve(scope, receive, send, *found)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None) -> Litestar:
     """Build the app; pass a kernel to share one (tests), or settings to build one at start-up."""
     if kernel is None:
@@ -108,7 +124,7 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
             await matrix.shutdown(kernel)
             await bus.stop()
 
-    return Litestar(
+    app = QorgauApp(
         route_handlers=_route_handlers(),
         state=State(
             {
@@ -131,6 +147,10 @@ def create_app(settings: Settings | None = None, *, kernel: Kernel | None = None
         openapi_config=None,
         request_max_body_size=10 * 1024 * 1024,
     )
+    from qorgau.messenger.fastlane import MatrixFastLane
+
+    app.fast_lane = MatrixFastLane(app.state, metrics)
+    return app
 
 
 def app_from_env() -> Litestar:

@@ -109,6 +109,11 @@ def _publish(stream_id: int) -> None:
         bus.publish(stream_id)
 
 
+# Built once, values bound per call: every message sent goes through here, and building the statement
+# (and its cache key) per call cost more than the insert itself.
+_INSERT = events_table.insert()
+
+
 def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     """Append an event in the caller's transaction and return its stream id.
 
@@ -122,7 +127,7 @@ def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     if tx.dialect == "postgresql" and not tx.info.get(_TX_LOCKED):
         tx.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENTS_ADVISORY_LOCK)))
         tx.info[_TX_LOCKED] = True
-    result = tx.execute(events_table.insert().values(topic=topic, payload=body, created_at=utc_now_ms()))
+    result = tx.execute(_INSERT, {"topic": topic, "payload": body, "created_at": utc_now_ms()})
     pk = result.inserted_primary_key
     assert pk is not None
     stream_id = int(pk[0])

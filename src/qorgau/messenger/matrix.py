@@ -10,7 +10,7 @@ Database work runs in threads or through the group-commit writer; the event loop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -123,21 +123,19 @@ def _kernel(request: Request[Any, Any, Any]) -> Kernel:
     return request.app.state.kernel  # type: ignore[no-any-return]
 
 
-def _access_token(request: Request[Any, Any, Any]) -> str | None:
-    header = request.headers.get("authorization")
-    if header is not None:
-        if header[:7].lower() != "bearer ":
+def access_token(authorization: str | None, query: Mapping[str, str]) -> str | None:
+    """The access token of a request: `Authorization: Bearer …`, else `?access_token=` (matrix-nio's way)."""
+    if authorization is not None:
+        if authorization[:7].lower() != "bearer ":
             raise mx_error("M_MISSING_TOKEN", "Expected 'Authorization: Bearer <token>'", 401)
-        return header[7:].strip()
-    return request.query_params.get("access_token")
+        return authorization[7:].strip()
+    return query.get("access_token")
 
 
-async def session(request: Request[Any, Any, Any]) -> accounts.Session:
-    """The signed-in device behind the request's access token (M_MISSING_TOKEN / M_UNKNOWN_TOKEN)."""
-    token = _access_token(request)
+async def session_for(kernel: Kernel, token: str | None) -> accounts.Session:
+    """The signed-in device behind an access token (M_MISSING_TOKEN / M_UNKNOWN_TOKEN)."""
     if not token:
         raise mx_error("M_MISSING_TOKEN", "Missing access token", 401)
-    kernel = _kernel(request)
     found = runtime(kernel).sessions.get(accounts.token_digest(token))
     if found is None:
         found = await asyncio.to_thread(accounts.resolve_token, kernel, token)
@@ -146,12 +144,22 @@ async def session(request: Request[Any, Any, Any]) -> accounts.Session:
     return found  # type: ignore[no-any-return]
 
 
+async def session(request: Request[Any, Any, Any]) -> accounts.Session:
+    """The signed-in device behind the request's access token (M_MISSING_TOKEN / M_UNKNOWN_TOKEN)."""
+    token = access_token(request.headers.get("authorization"), request.query_params)
+    return await session_for(_kernel(request), token)
+
+
 async def mctx(request: Request[Any, Any, Any]) -> MxCtx:
     return accounts.session_ctx(_kernel(request), await session(request))
 
 
 async def json_object(request: Request[Any, Any, Any], *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.body()
+    return decode_object(await request.body(), allow_empty=allow_empty)
+
+
+def decode_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
+    """A request body that must be a JSON object (M_NOT_JSON / M_BAD_JSON otherwise)."""
     if allow_empty and not raw.strip():
         return {}
     try:
@@ -174,8 +182,8 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
     return value
 
 
-def _int_param(request: Request[Any, Any, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.query_params.get(name)
+def _int_param(query: Mapping[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = query.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -185,12 +193,12 @@ def _int_param(request: Request[Any, Any, Any], name: str, default: int | None, 
     return max(lo, min(hi, value))
 
 
-def _bool_param(request: Request[Any, Any, Any], name: str) -> bool:
-    return (request.query_params.get(name) or "").lower() in ("true", "1")
+def _bool_param(query: Mapping[str, str], name: str) -> bool:
+    return (query.get(name) or "").lower() in ("true", "1")
 
 
-def _filter_param(request: Request[Any, Any, Any]) -> EventFilter:
-    raw = request.query_params.get("filter")
+def _filter_param(query: Mapping[str, str]) -> EventFilter:
+    raw = query.get("filter")
     if not raw:
         return EventFilter()
     try:
@@ -489,8 +497,8 @@ async def messages(request: Request[Any, Any, Any], room_id: str) -> Response[by
         from_token=q.get("from"),
         to_token=q.get("to"),
         direction=q.get("dir") or "b",
-        limit=_int_param(request, "limit", None, 0, 1000),
-        event_filter=_filter_param(request),
+        limit=_int_param(request.query_params, "limit", None, 0, 1000),
+        event_filter=_filter_param(request.query_params),
     )
     return ok(page)
 
@@ -504,8 +512,9 @@ async def get_event(request: Request[Any, Any, Any], room_id: str, event_id: str
 @get(V3 + "/rooms/{room_id:str}/context/{event_id:str}")
 async def event_context(request: Request[Any, Any, Any], room_id: str, event_id: str) -> Response[bytes]:
     ctx = await mctx(request)
-    limit = _int_param(request, "limit", 10, 0, 100) or 0
-    return ok(await run(events_service.event_context, ctx, room_id, event_id, limit, _filter_param(request)))
+    q = request.query_params
+    limit = _int_param(q, "limit", 10, 0, 100) or 0
+    return ok(await run(events_service.event_context, ctx, room_id, event_id, limit, _filter_param(q)))
 
 
 # --- sync, filters, ephemeral -----------------------------------------------------------------
@@ -514,23 +523,26 @@ async def event_context(request: Request[Any, Any, Any], room_id: str, event_id:
 @get(V3 + "/sync")
 async def sync(request: Request[Any, Any, Any]) -> Response[bytes]:
     ctx = await mctx(request)
-    q = request.query_params
+    body = await sync_body(ctx, request.app.state.hub, request.query_params)
+    return Response(content=body, media_type=JSON)
+
+
+async def sync_body(ctx: MxCtx, hub: Any, q: Mapping[str, str]) -> bytes:
+    """The encoded `/sync` answer for the query `q` (since, timeout, filter, full_state), after the long poll."""
     since = parse_stream_token(q["since"], "since") if q.get("since") else None
-    timeout = _int_param(request, "timeout", 0, 0, MAX_SYNC_TIMEOUT_MS) or 0
+    timeout = _int_param(q, "timeout", 0, 0, MAX_SYNC_TIMEOUT_MS) or 0
     spec = q.get("filter")
     rt = runtime(ctx.kernel)
     if spec and rt.filters.get((ctx.user_id, spec)) is None and not spec.startswith("{"):
         sync_filter = await run(accounts.load_filter, ctx, spec)  # a stored filter: read once, then cached
     else:
         sync_filter = accounts.load_filter(ctx, spec)
-    engine = rt.sync_engine(request.app.state.hub)
-    answer = await engine.sync(
-        SyncRequest(ctx, since, timeout, sync_filter, full_state=_bool_param(request, "full_state"))
-    )
+    engine = rt.sync_engine(hub)
+    answer = await engine.sync(SyncRequest(ctx, since, timeout, sync_filter, full_state=_bool_param(q, "full_state")))
     if dsp_view_is_ledgered(ctx.actor):
         # A security officer's client receiving ДСП messages is a view like any other: ledger it first.
         await run(note_sync_dsp_views, ctx, answer)
-    return Response(content=encode_sync(answer), media_type=JSON)
+    return encode_sync(answer)
 
 
 @post(V3 + "/user/{user_id:str}/filter")
@@ -629,7 +641,7 @@ async def directory_search_get(request: Request[Any, Any, Any]) -> Response[byte
         request,
         {
             "search_term": request.query_params.get("search_term", ""),
-            "limit": _int_param(request, "limit", 10, 1, 50),
+            "limit": _int_param(request.query_params, "limit", 10, 1, 50),
         },
     )
 
@@ -775,8 +787,8 @@ async def download_named(
 @get([MEDIA_V1 + "/thumbnail/{server:str}/{media_id:str}", MEDIA_V3 + "/thumbnail/{server:str}/{media_id:str}"])
 async def thumbnail(request: Request[Any, Any, Any], server: str, media_id: str) -> Response[bytes]:
     ctx = await mctx(request)
-    width = _int_param(request, "width", None, 1, 10_000)
-    height = _int_param(request, "height", None, 1, 10_000)
+    width = _int_param(request.query_params, "width", None, 1, 10_000)
+    height = _int_param(request.query_params, "height", None, 1, 10_000)
     if width is None or height is None:
         raise mx_error("M_MISSING_PARAM", "'width' and 'height' are required")
     method = request.query_params.get("method") or "scale"
