@@ -67,13 +67,8 @@ class QorgauApp(Litestar):
     fast_lane: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.fast_lane is not None:
-            from qorgau.messenger.fastlane import match
-
-            found = match(scope)
-            if found is not None:
-                await self.fast_lane.serve(scope, receive, send, *found)
-                return
+        if scope["type"] == "http" and self.fast_lane is not None and await self.fast_lane.handle(scope, receive, send):
+            return
         await super().__call__(scope, receive, send)
 
 

@@ -122,6 +122,14 @@ class MatrixFastLane:
         self._state = state
         self._metrics = metrics
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve `scope` if it is one of the hot paths; False (nothing sent) when the framework must."""
+        found = match(scope)
+        if found is None:
+            return False
+        await self.serve(scope, receive, send, *found)
+        return True
+
     async def serve(self, scope: Scope, receive: Receive, send: Send, route: str, params: tuple[str, ...]) -> None:
         """Answer one hot-path request completely (errors in Matrix's shape, like the framework's handler)."""
         request_id = new_request_id()

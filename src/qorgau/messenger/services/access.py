@@ -232,19 +232,7 @@ def note_dsp_view(ctx: Ctx, access: RoomAccess, events: int) -> None:
     """
     if not access.dsp or not dsp_view_is_ledgered(ctx.actor):
         return
-    kernel = ctx.kernel
-
-    def job(tx: Any) -> None:
-        kernel.ledger.append(
-            tx,
-            entry_type="access",
-            actor=kernel.actor_ref(ctx.actor),
-            action="messenger.dsp_view",
-            subject=None,
-            obj={"room": access.room_id, "events": events},
-        )
-
-    kernel.writer.run(job)
+    _ledger_dsp_views(ctx, {access.room_id: events})
 
 
 def note_sync_dsp_views(ctx: Ctx, answer: dict[str, Any]) -> None:
@@ -267,17 +255,25 @@ def note_sync_dsp_views(ctx: Ctx, answer: dict[str, Any]) -> None:
         )
     if not marked:
         return
+    _ledger_dsp_views(ctx, {room_id: carried[room_id] for room_id in marked}, via="sync")
+
+
+def _ledger_dsp_views(ctx: Ctx, views: dict[str, int], *, via: str | None = None) -> None:
+    """One `messenger.dsp_view` entry per room (room id -> events shown); waits until they are durable."""
     kernel = ctx.kernel
 
     def job(tx: Any) -> None:
-        for room_id in sorted(marked):
+        for room_id in sorted(views):
+            obj: dict[str, Any] = {"room": room_id, "events": views[room_id]}
+            if via is not None:
+                obj["via"] = via
             kernel.ledger.append(
                 tx,
                 entry_type="access",
                 actor=kernel.actor_ref(ctx.actor),
                 action="messenger.dsp_view",
                 subject=None,
-                obj={"room": room_id, "events": carried[room_id], "via": "sync"},
+                obj=obj,
             )
 
     kernel.writer.run(job)
