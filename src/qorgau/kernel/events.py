@@ -9,6 +9,10 @@ delays a message but never loses it.
 Payloads are JSON and carry identifiers only, never personal data: the event stream is read by many
 subscribers and kept longer than the data it points to.
 
+Readers in the same process need not always read back what it has just written: every committed emit
+is also kept, with whatever its service attached (:func:`attach`), in the database's
+:class:`StreamJournal`; a reader whose whole range was committed here takes it from there.
+
 Commit order equals stream-id order. SQLite serialises writers (``BEGIN IMMEDIATE``), so this holds by
 construction. On PostgreSQL, ids come from a sequence and two transactions may commit in the opposite
 order of their ids, which would let a reader resuming "after 7" skip id 6 committed a moment later;
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
+from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,19 +33,23 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from qorgau.kernel.db import Tx, metadata, utc_now_ms
+from qorgau.kernel.db import Database, Prebuilt, Tx, metadata, utc_now_ms
 
 __all__ = [
     "EVENTS_ADVISORY_LOCK",
     "TOPIC_MAX_LENGTH",
+    "Emitted",
     "Event",
     "Publisher",
+    "StreamJournal",
+    "attach",
     "emit",
     "events_table",
     "get_bus",
     "latest_stream_id",
     "read_events",
     "set_bus",
+    "stream_journal",
 ]
 
 TOPIC_MAX_LENGTH = 64
@@ -48,6 +58,7 @@ TOPIC_MAX_LENGTH = 64
 EVENTS_ADVISORY_LOCK = 0x716F7267_61756576
 
 _TX_LOCKED = "qorgau.events.locked"
+_TX_EMITTED = "qorgau.events.emitted"
 
 events_table = sa.Table(
     "events",
@@ -109,9 +120,80 @@ def _publish(stream_id: int) -> None:
         bus.publish(stream_id)
 
 
-# Built once, values bound per call: every message sent goes through here, and building the statement
-# (and its cache key) per call cost more than the insert itself.
-_INSERT = events_table.insert()
+# Every message sent goes through here: compiled once and run on the driver's cursor (see Prebuilt).
+_INSERT = Prebuilt(
+    events_table.insert()
+    .values(topic=sa.bindparam("topic"), payload=sa.bindparam("payload"), created_at=sa.bindparam("created_at"))
+    .returning(events_table.c.stream_id)
+)
+
+
+@dataclass(slots=True)
+class Emitted:
+    """One committed emit as this process saw it: its id, topic, payload and what its service attached."""
+
+    stream_id: int
+    topic: str
+    payload: dict[str, Any]
+    local: Any = None
+
+
+class StreamJournal:
+    """The stream ids this process committed lately, each with what its emit carried.
+
+    Written by the committing thread (after commit, before the id is published), read by in-process
+    readers: :meth:`span` answers only when every id of a range was committed here, so anything written
+    by another process (or lost to a rolled-back PostgreSQL sequence value) sends the reader to the
+    database as before. Bounded: the oldest ids are forgotten first.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._records: dict[int, Emitted] = {}
+        self._order: deque[int] = deque()
+
+    def add(self, record: Emitted) -> None:
+        self._records[record.stream_id] = record
+        self._order.append(record.stream_id)
+        while len(self._order) > self.size:
+            self._records.pop(self._order.popleft(), None)
+
+    def span(self, after: int, upto: int) -> list[Emitted] | None:
+        """The records of every id in (after, upto], in order; None unless each of them is here."""
+        if upto - after > len(self._records):
+            return None
+        records = self._records
+        out = []
+        for stream_id in range(after + 1, upto + 1):
+            record = records.get(stream_id)
+            if record is None:
+                return None
+            out.append(record)
+        return out
+
+
+_journals: weakref.WeakKeyDictionary[Database, StreamJournal] = weakref.WeakKeyDictionary()
+_journals_lock = threading.Lock()
+
+
+def stream_journal(db: Database) -> StreamJournal:
+    """The journal of what this process committed to `db`."""
+    journal = _journals.get(db)
+    if journal is None:
+        with _journals_lock:
+            journal = _journals.setdefault(db, StreamJournal())
+    return journal
+
+
+def _committed(journal: StreamJournal | None, record: Emitted) -> None:
+    if journal is not None:
+        journal.add(record)  # before publishing: a reader woken by the id finds it here
+    _publish(record.stream_id)
+
+
+def attach(tx: Tx, stream_id: int, local: Any) -> None:
+    """Attach `local` (never persisted) to `stream_id`, emitted in `tx`, for in-process readers."""
+    tx.info[_TX_EMITTED][stream_id].local = local
 
 
 def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
@@ -123,15 +205,18 @@ def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     """
     if not topic or len(topic) > TOPIC_MAX_LENGTH:
         raise ValueError(f"event topic must be 1..{TOPIC_MAX_LENGTH} characters: {topic!r}")
-    body = json.dumps(dict(payload or {}), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    values = dict(payload or {})
+    body = json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     if tx.dialect == "postgresql" and not tx.info.get(_TX_LOCKED):
         tx.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENTS_ADVISORY_LOCK)))
         tx.info[_TX_LOCKED] = True
-    result = tx.execute(_INSERT, {"topic": topic, "payload": body, "created_at": utc_now_ms()})
-    pk = result.inserted_primary_key
-    assert pk is not None
-    stream_id = int(pk[0])
-    tx.after_commit(lambda: _publish(stream_id))
+    row = _INSERT.first(tx, {"topic": topic, "payload": body, "created_at": utc_now_ms()})
+    assert row is not None
+    stream_id = int(row[0])
+    record = Emitted(stream_id, topic, values)
+    tx.info.setdefault(_TX_EMITTED, {})[stream_id] = record
+    journal = stream_journal(tx.db) if tx.db is not None else None
+    tx.after_commit(lambda: _committed(journal, record))
     return stream_id
 
 

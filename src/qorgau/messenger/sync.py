@@ -4,8 +4,10 @@ How a message reaches a long-polling client:
 
 1. The sender's write commits (group commit) and the kernel bus notifies the process's :class:`Hub`.
 2. This process's dispatcher (one task) wakes, waits ``matrix_sync_coalesce_ms`` to gather whatever
-   else commits meanwhile, then reads the new stream items **once** (kernel events of the messenger's
-   topics, with their room events decrypted once) into the window.
+   else commits meanwhile, then brings the new stream items into the window **once**: from the
+   kernel's stream journal when this process committed every one of them (the events as they were
+   appended, nothing read back), otherwise from the database (kernel events of the messenger's topics,
+   with their room events decrypted once).
 3. It wakes only the waiters the items concern (by room, or by account for invites, account data and
    to-device messages). Each builds its answer from the window in memory; only what needs the
    database (a newly joined room's state, account data, unread counts after a receipt) is read, in a
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from qorgau.kernel.context import Kernel
-from qorgau.kernel.events import events_table, latest_stream_id
+from qorgau.kernel.events import Emitted, events_table, latest_stream_id, stream_journal
 from qorgau.messenger import tables as t
 from qorgau.messenger.domain import Membership, SyncFilter, invalid_param, stream_token
 from qorgau.messenger.services.access import MxCtx
@@ -115,6 +117,32 @@ def load_items(
     if TOPIC_DEVICES in topics:
         _load_device_changes(conn, items, after, reached)
     return items, reached
+
+
+# Topics whose items carry rows read from other tables: those items are always read from the database.
+_READ_BACK = frozenset({TOPIC_RECEIPT, TOPIC_TYPING, TOPIC_DEVICES})
+
+
+def local_items(records: list[Emitted] | None) -> list[Item] | None:
+    """The items of `records` (this process's journal) as :func:`load_items` would read them; None when
+    some item needs what only the database has (receipts, typing, device lists, an event not attached)."""
+    if records is None:
+        return None
+    items = []
+    for record in records:
+        topic = record.topic
+        if not topic.startswith("messenger."):
+            continue
+        if topic in _READ_BACK:
+            return None
+        payload = record.payload
+        item = Item(record.stream_id, topic, payload.get("room"), payload.get("account"))
+        if topic == TOPIC_ROOM:
+            if not isinstance(record.local, StoredEvent):
+                return None
+            item.event = record.local
+        items.append(item)
+    return items
 
 
 def _load_device_changes(conn: Connection, items: list[Item], after: int, upto: int) -> None:
@@ -204,7 +232,9 @@ class SyncEngine:
         self._refreshing: asyncio.Future[None] | None = None
         self._high_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._journal = stream_journal(kernel.db)
         self.refreshes = 0
+        self.local_refreshes = 0  # of which taken from this process's journal, not read back
 
     # -- the window ----------------------------------------------------------------------------
 
@@ -252,13 +282,18 @@ class SyncEngine:
             upto = int(self.hub.latest)
             if upto > self.high:
                 after = self.high
+                local = local_items(self._journal.span(after, upto))
+                if local is not None:
+                    self.local_refreshes += 1
+                    self._extend(local, upto)
+                else:
 
-                def read() -> tuple[list[Item], int]:
-                    with self.kernel.db.read() as conn:
-                        return load_items(self.kernel, conn, after, upto)
+                    def read() -> tuple[list[Item], int]:
+                        with self.kernel.db.read() as conn:
+                            return load_items(self.kernel, conn, after, upto)
 
-                items, reached = await asyncio.to_thread(read)
-                self._extend(items, reached)
+                    items, reached = await asyncio.to_thread(read)
+                    self._extend(items, reached)
             future.set_result(None)
         except asyncio.CancelledError:
             future.cancel()

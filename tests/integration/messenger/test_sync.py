@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from qorgau.kernel.db import Database
+from qorgau.kernel.events import emit, stream_journal
 from qorgau.messenger import sync as sync_module
 from qorgau.messenger.runtime import runtime
 from qorgau.messenger.services import events as events_service
@@ -63,8 +65,10 @@ def test_many_waiters_are_served_from_one_read(mx: Mx, kernel: Any, monkeypatch:
     tokens = {r.username: mx.sync(r)["next_batch"] for r in readers}
     engine = runtime(kernel).sync
     assert engine is not None
-    # The sender's process caches what it sealed; pretend another process sent it, so readers must decrypt.
+    # The sender's process keeps what it appended; pretend another process sent it, so the window reads it
+    # from the database and readers must decrypt.
     monkeypatch.setattr(runtime(kernel).contents, "put", lambda *_a: None)
+    monkeypatch.setattr(stream_journal(kernel.db), "span", lambda *_a: None)
     unseals: list[int] = []
     real_unseal = events_service.unseal
 
@@ -85,6 +89,47 @@ def test_many_waiters_are_served_from_one_read(mx: Mx, kernel: Any, monkeypatch:
     assert all(texts(result["answer"], room) == ["барлығына"] for _t, result in threads)
     assert engine.refreshes - refreshes <= 2  # one read for all (plus, at most, one by a late request)
     assert len(unseals) == 1  # decrypted once, for every reader
+
+
+def test_what_this_process_committed_reaches_waiters_without_a_read_back(
+    mx: Mx, kernel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, reader = mx.login("nurlan.official"), mx.login("dana.official")
+    room = mx.room_with(owner, reader)
+    token = mx.sync(reader)["next_batch"]
+    engine = runtime(kernel).sync
+    assert engine is not None
+    reads: list[tuple[int, int]] = []
+    real_load_items = sync_module.load_items
+
+    def counting_load_items(kernel: Any, conn: Any, after: int, upto: int, limit: int | None = None) -> Any:
+        reads.append((after, upto))
+        return real_load_items(kernel, conn, after, upto, limit)
+
+    monkeypatch.setattr(sync_module, "load_items", counting_load_items)
+    local = engine.local_refreshes
+    waiter, result = _in_thread(lambda: mx.sync(reader, since=token, timeout=20_000, filter=UNLIMITED))
+    deadline = time.monotonic() + 5
+    while engine.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    mx.send(owner, room, "бірінші")
+    waiter.join(timeout=20)
+    assert texts(result["answer"], room) == ["бірінші"]
+    assert reads == [] and engine.local_refreshes > local  # taken from the journal, not read back
+
+    # Another process writes in between (here: a second handle on the same database): this process's
+    # journal has a gap, so the window reads that range back, and nothing is lost or repeated.
+    other = Database(kernel.db.url)
+    try:
+        other.run(lambda tx: emit(tx, "messenger.elsewhere", {}))
+    finally:
+        other.dispose()
+    mx.send(owner, room, "екінші")
+    answer = mx.sync(reader, since=result["answer"]["next_batch"], timeout=5_000, filter=UNLIMITED)
+    assert texts(answer, room) == ["екінші"]
+    assert reads, "a range with another process's write is read from the database"
+    again = mx.sync(reader, since=token, filter=UNLIMITED)  # from the start: both, once each
+    assert texts(again, room) == ["бірінші", "екінші"]
 
 
 def test_invite_join_and_kick_move_the_room_between_sections(mx: Mx) -> None:

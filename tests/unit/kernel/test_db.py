@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from qorgau.kernel.db import Database, GroupCommitWriter, Tx
+from qorgau.kernel.db import Database, GroupCommitWriter, Prebuilt, Tx
 
 counter = sa.Table("counter", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer))
 
@@ -77,3 +77,40 @@ def test_after_commit_runs_only_on_commit(db: Database) -> None:
     with pytest.raises(RuntimeError):
         db.run(fails)
     assert seen == ["ok"]
+
+
+def test_prebuilt_statements_run_on_the_driver_with_their_constants(db: Database) -> None:
+    insert = Prebuilt(counter.insert().values(id=sa.bindparam("id"), n=sa.bindparam("n")).returning(counter.c.id))
+    # A constant in the statement (n > 5) is a bind value of its own: it must reach the driver too.
+    count_big = Prebuilt(sa.select(sa.func.count()).select_from(counter).where(counter.c.n > 5))
+    with db.transaction() as tx:
+        assert insert.first(tx, {"id": 1, "n": 3}) == (1,)
+        assert insert.first(tx, {"id": 2, "n": 30}) == (2,)
+        assert count_big.scalar(tx, {}) == 1
+    with db.transaction() as tx:  # rolled back with its transaction like any other statement
+        insert.run(tx, {"id": 3, "n": 40})
+        tx.conn.rollback()
+    with db.read() as conn:  # a read connection starts its transaction as SQLAlchemy would
+        assert count_big.scalar(conn, {}) == 1
+        assert conn.in_transaction()
+        assert Prebuilt(sa.select(counter.c.n).where(counter.c.id == sa.bindparam("id"))).first(conn, {"id": 9}) is None
+
+
+def test_the_writer_keeps_its_connection_and_replaces_a_broken_one(db: Database) -> None:
+    writer = GroupCommitWriter(db)
+    writer.start()
+    writer.run(lambda tx: tx.execute(counter.insert().values(id=1, n=1)))
+    first = writer._conn
+    writer.run(lambda tx: tx.execute(counter.insert().values(id=2, n=2)))
+    assert writer._conn is first  # one connection across batches
+    assert first is not None
+    first.invalidate()  # as when the server drops it
+    writer.run(lambda tx: tx.execute(counter.insert().values(id=3, n=3)))
+    assert writer._conn is not first
+    with pytest.raises(sa.exc.IntegrityError):  # a failing job ...
+        writer.run(lambda tx: tx.execute(counter.insert().values(id=3, n=4)))
+    writer.run(lambda tx: tx.execute(counter.insert().values(id=4, n=4)))  # ... leaves the writer working
+    writer.stop()
+    assert writer._conn is None
+    with db.read() as conn:
+        assert conn.execute(sa.select(counter.c.id).order_by(counter.c.id)).scalars().all() == [1, 2, 3, 4]

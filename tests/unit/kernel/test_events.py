@@ -17,13 +17,17 @@ import sqlalchemy as sa
 from qorgau.kernel import events
 from qorgau.kernel.db import Database, GroupCommitWriter, Tx
 from qorgau.kernel.events import (
+    Emitted,
     Event,
+    StreamJournal,
+    attach,
     emit,
     events_table,
     get_bus,
     latest_stream_id,
     read_events,
     set_bus,
+    stream_journal,
 )
 from qorgau.kernel.realtime import Hub, MemoryBus, RedisBus, make_bus
 
@@ -416,3 +420,39 @@ def test_postgres_later_id_never_commits_first(pg_db: Database, no_bus: None) ->
     slow.join()
     assert second > first_id[0]
     assert visible == [first_id[0], second]  # the earlier id was committed before the later one
+
+
+def test_the_journal_answers_only_ranges_committed_here(db: Database, no_bus: None) -> None:
+    journal = stream_journal(db)
+    with db.transaction() as tx:
+        a = emit(tx, "messenger.one", {"room": "!r"})
+        attach(tx, a, "kept in memory")
+        b = emit(tx, "reports.two", {})
+    with pytest.raises(RuntimeError), db.transaction() as tx:
+        emit(tx, "messenger.rolled_back", {})
+        raise RuntimeError("boom")
+    records = journal.span(a - 1, b)
+    assert records is not None
+    assert [(r.stream_id, r.topic, r.payload, r.local) for r in records] == [
+        (a, "messenger.one", {"room": "!r"}, "kept in memory"),
+        (b, "reports.two", {}, None),
+    ]
+    other = Database(db.url)  # another process's handle on the same database
+    try:
+        with other.transaction() as tx:
+            c = emit(tx, "messenger.elsewhere", {})
+    finally:
+        other.dispose()
+    assert journal.span(a - 1, c) is None  # c was not committed here: read it from the database
+    assert journal.span(c - 1, c) is None
+    assert stream_journal(other).span(c - 1, c) is not None
+
+
+def test_the_journal_forgets_the_oldest_ids_first() -> None:
+    journal = StreamJournal(size=3)
+    for stream_id in range(1, 6):
+        journal.add(Emitted(stream_id, "messenger.x", {}))
+    assert journal.span(0, 5) is None
+    assert journal.span(1, 5) is None
+    assert [r.stream_id for r in journal.span(2, 5) or []] == [3, 4, 5]
+    assert journal.span(5, 5) == []

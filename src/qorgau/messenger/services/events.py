@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection
 from qorgau.kernel.auth.policy import can
 from qorgau.kernel.context import Kernel
 from qorgau.kernel.crypto import row_aad, seal, unseal
-from qorgau.kernel.db import Tx, utc_now_ms
+from qorgau.kernel.db import Prebuilt, Tx, utc_now_ms
 from qorgau.kernel.errors import Problem
-from qorgau.kernel.events import emit
+from qorgau.kernel.events import attach, emit
 from qorgau.messenger import tables as t
 from qorgau.messenger.domain import (
     DEFAULT_MESSAGES_LIMIT,
@@ -152,7 +152,30 @@ def upsert(tx: Tx, table: sa.Table, keys: dict[str, Any], values: dict[str, Any]
         tx.execute(table.insert().values(**keys, **values))
 
 
-_INSERT_EVENT = t.events.insert()
+# Every message goes through here: compiled once and run on the driver's cursor (see Prebuilt).
+_INSERT_EVENT = Prebuilt(
+    t.events.insert().values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "stream_id",
+                "event_id",
+                "room_id",
+                "type",
+                "state_key",
+                "sender",
+                "origin_server_ts",
+                "membership",
+                "prev_membership",
+                "redacts",
+                "txn_device",
+                "txn_id",
+                "dsp",
+                "content",
+            )
+        }
+    )
+)
 
 
 def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
@@ -169,8 +192,8 @@ def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
         if d.account_id:
             payload["account"] = d.account_id
     stream_id = emit(tx, TOPIC_ROOM, payload)
-    tx.execute(
-        _INSERT_EVENT,  # prebuilt, values as parameters: no per-call statement construction
+    _INSERT_EVENT.run(
+        tx,
         {
             "stream_id": stream_id,
             "event_id": d.event_id,
@@ -214,6 +237,26 @@ def append(tx: Tx, kernel: Kernel, d: Draft) -> int:
         known = tx.execute(sa.select(t.media.c.media_id).where(t.media.c.media_id == media_id)).first()
         if known is not None and tx.execute(sa.select(t.media_rooms.c.media_id).where(*tie)).first() is None:
             tx.execute(t.media_rooms.insert().values(media_id=media_id, room_id=d.room_id))
+    # The /sync window of this process takes the event from here instead of reading it back.
+    attach(
+        tx,
+        stream_id,
+        StoredEvent(
+            stream_id=stream_id,
+            event_id=d.event_id,
+            room_id=d.room_id,
+            type=d.type,
+            state_key=d.state_key,
+            sender=d.sender,
+            ts=d.ts,
+            content=d.content,
+            membership=membership,
+            prev_membership=prev_membership,
+            redacts=d.redacts,
+            txn_device=d.txn_device,
+            txn_id=d.txn_id,
+        ),
+    )
     contents = runtime(kernel).contents
     key, content = (d.event_id, False), d.content
     tx.after_commit(lambda: contents.put(key, content))
@@ -469,13 +512,15 @@ def _dsp_forward_refusal(conn: Connection, ctx: MxCtx, target: RoomAccess, sourc
     )
 
 
-_SENT_WITH_TXN = sa.select(t.events.c.event_id).where(
-    t.events.c.txn_device == sa.bindparam("device"), t.events.c.txn_id == sa.bindparam("txn")
+_SENT_WITH_TXN = Prebuilt(
+    sa.select(t.events.c.event_id).where(
+        t.events.c.txn_device == sa.bindparam("device"), t.events.c.txn_id == sa.bindparam("txn")
+    )
 )
 
 
 def _sent_with_txn(conn: Connection, device_key: str, txn_id: str) -> str | None:
-    found = conn.execute(_SENT_WITH_TXN, {"device": device_key, "txn": txn_id}).scalar()
+    found = _SENT_WITH_TXN.scalar(conn, {"device": device_key, "txn": txn_id})
     return str(found) if found is not None else None
 
 
