@@ -144,10 +144,12 @@ class StreamJournal:
     Written by the committing thread (after commit, before the id is published), read by in-process
     readers: :meth:`span` answers only when every id of a range was committed here, so anything written
     by another process (or lost to a rolled-back PostgreSQL sequence value) sends the reader to the
-    database as before. Bounded: the oldest ids are forgotten first.
+    database as before. Bounded: the oldest ids are forgotten first. A reader needs only the ids between
+    its last read and the newest commit, a few dozen under load; what the journal holds (a message's
+    content, for the messenger) stays in memory until it is forgotten, so it is kept short.
     """
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 4_096) -> None:
         self.size = size
         self._records: dict[int, Emitted] = {}
         self._order: deque[int] = deque()
