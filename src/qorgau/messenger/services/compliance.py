@@ -72,17 +72,6 @@ rule("messenger.compliance")(
 rule("messenger.room.hold")(lambda actor, agency_id: _officer_of(actor, agency_id))
 
 
-@rule("messenger.room.export")
-def _export_room(actor: Actor | None, res: Any) -> bool:
-    """A joined member, or the security officer of the room's agency."""
-    if actor is None or actor.role not in MESSENGER_ROLES or not isinstance(res, tuple) or len(res) != 2:
-        return False
-    membership, agency_id = res
-    if membership == Membership.JOIN:
-        return True
-    return actor.role == Role.SECURITY_OFFICER and actor.agency_id is not None and actor.agency_id == agency_id
-
-
 def _agency_record(actor: Actor | None, agency_id: str | None) -> bool:
     """Whether an export of a room is its agency's record: made by that agency's security officer."""
     return (
@@ -91,6 +80,15 @@ def _agency_record(actor: Actor | None, agency_id: str | None) -> bool:
         and actor.agency_id is not None
         and actor.agency_id == agency_id
     )
+
+
+@rule("messenger.room.export")
+def _export_room(actor: Actor | None, res: Any) -> bool:
+    """A joined member, or the security officer of the room's agency."""
+    if actor is None or actor.role not in MESSENGER_ROLES or not isinstance(res, tuple) or len(res) != 2:
+        return False
+    membership, agency_id = res
+    return membership == Membership.JOIN or _agency_record(actor, agency_id)
 
 
 # --- the rooms an officer looks after ----------------------------------------------------------

@@ -53,7 +53,7 @@ from qorgau.messenger.services.access import (
     require_reader,
     room_access,
 )
-from qorgau.messenger.services.visibility import Visibility, room_visibility
+from qorgau.messenger.services.visibility import Visibility, room_visibility, visible
 
 TOPIC_ROOM = "messenger.room"
 
@@ -586,14 +586,10 @@ def get_event(ctx: MxCtx, room_id: str, event_id: str) -> dict[str, Any]:
         access = require_reader(ctx, conn, room_id)
         found = load_events(ctx.kernel, conn, event_ids=[event_id])
         visibility = room_visibility(ctx.kernel, conn, room_id, ctx.user_id) if found else None
-    if not found or found[0].room_id != room_id or not _visible(visibility, found[0]):
+    if not found or found[0].room_id != room_id or not visible(visibility, found[0]):
         raise not_found("Event not found")
     note_dsp_view(ctx, access, 1)
     return found[0].to_dict(txn_device=ctx.device_key)
-
-
-def _visible(visibility: Visibility | None, event: StoredEvent) -> bool:
-    return visibility is None or visibility.allows(event.stream_id, event.sender)
 
 
 def _position(token: str | None, name: str) -> int | None:
@@ -674,7 +670,7 @@ def event_context(ctx: MxCtx, room_id: str, event_id: str, limit: int, event_fil
         access = require_reader(ctx, conn, room_id)
         found = load_events(kernel, conn, event_ids=[event_id])
         visibility = room_visibility(kernel, conn, room_id, ctx.user_id) if found else None
-        if not found or found[0].room_id != room_id or not _visible(visibility, found[0]):
+        if not found or found[0].room_id != room_id or not visible(visibility, found[0]):
             raise not_found("Event not found")
         event = found[0]
         before_n = limit // 2

@@ -92,10 +92,7 @@ def room_visibility(kernel: Kernel, conn: Connection, room_id: str, mxid: str) -
     Rooms that were always `shared` (or `world_readable`) cost one primary-key lookup; only rooms that
     were ever `invited` or `joined` read the user's membership events (a short list) as well.
     """
-    return visibility_from(conn, room_id, mxid, room_settings(kernel, conn, room_id))
-
-
-def visibility_from(conn: Connection, room_id: str, mxid: str, settings: Settings) -> Visibility | None:
+    settings = room_settings(kernel, conn, room_id)
     if all(value in OPEN_HISTORY for _s, value in settings):
         return None
     e = t.events
@@ -106,6 +103,11 @@ def visibility_from(conn: Connection, room_id: str, mxid: str, settings: Setting
     ).all()
     hidden = hidden_ranges(settings, [(int(r.stream_id), r.membership) for r in memberships])
     return Visibility(mxid, hidden) if hidden else None
+
+
+def visible(visibility: Visibility | None, event: Any) -> bool:
+    """Whether a stored event is readable under `visibility` (None: the whole history is)."""
+    return visibility is None or visibility.allows(event.stream_id, event.sender)
 
 
 def rooms_visibility(kernel: Kernel, conn: Connection, room_ids: Iterable[str], mxid: str) -> dict[str, Visibility]:

@@ -23,7 +23,7 @@ from qorgau.messenger.services.events import (
     load_events,
     room_events,
 )
-from qorgau.messenger.services.visibility import current_setting, room_visibility
+from qorgau.messenger.services.visibility import current_setting, room_visibility, visible
 
 UNREAD_CAP = 99
 TIMELINE_PAGE = 60
@@ -210,7 +210,7 @@ def room_events_by_id(ctx: MxCtx, room_id: str, event_ids: list[str]) -> dict[st
         return {
             e.event_id: e
             for e in load_events(ctx.kernel, conn, event_ids=event_ids)
-            if e.room_id == room_id and (visibility is None or visibility.allows(e.stream_id, e.sender))
+            if e.room_id == room_id and visible(visibility, e)
         }
 
 
