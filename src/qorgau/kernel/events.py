@@ -30,6 +30,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -198,6 +199,9 @@ def attach(tx: Tx, stream_id: int, local: Any) -> None:
     tx.info[_TX_EMITTED][stream_id].local = local
 
 
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
 def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     """Append an event in the caller's transaction and return its stream id.
 
@@ -208,7 +212,9 @@ def emit(tx: Tx, topic: str, payload: Mapping[str, Any] | None = None) -> int:
     if not topic or len(topic) > TOPIC_MAX_LENGTH:
         raise ValueError(f"event topic must be 1..{TOPIC_MAX_LENGTH} characters: {topic!r}")
     values = dict(payload or {})
-    body = json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    # Compact, keys sorted, UTF-8 as is: the same text json.dumps(sort_keys=True) gave, at a fraction
+    # of its cost on the writer thread.
+    body = _encode_sorted(values).decode()
     if tx.dialect == "postgresql" and not tx.info.get(_TX_LOCKED):
         tx.execute(sa.select(sa.func.pg_advisory_xact_lock(EVENTS_ADVISORY_LOCK)))
         tx.info[_TX_LOCKED] = True
