@@ -360,8 +360,8 @@ class SyncEngine:
             self.low = self.items[cut - 1].stream_id
             del self.items[:cut]
             del self._streams[:cut]
-        for waiter in woken:
-            waiter.wake()
+        if woken:
+            _wake_in_turn(list(woken))
 
     def window_slice(self, after: int, upto: int) -> list[Item] | None:
         """Items in (after, upto] from the window; None when `after` is older than the window."""
@@ -522,6 +522,18 @@ class SyncEngine:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+
+def _wake_in_turn(waiters: list[_Waiter], i: int = 0) -> None:
+    """Wake one waiter per turn of the event loop, the next one queued behind it.
+
+    Woken all at once, ten waiters' answers ran back to back in one turn (~2–3 ms at R = 10), and a
+    sender's acknowledgement that became ready meanwhile waited for all of them; one per turn lets it
+    in after at most one answer. Every waiter is still woken, in the same order, a turn or two later.
+    """
+    waiters[i].wake()
+    if i + 1 < len(waiters):
+        asyncio.get_running_loop().call_soon(_wake_in_turn, waiters, i + 1)
 
 
 def _apply_membership(known: Memberships, event: StoredEvent) -> None:
