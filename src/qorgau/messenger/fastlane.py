@@ -21,6 +21,7 @@ import msgspec
 
 from qorgau.kernel.observability import Metrics, log, log_request, new_request_id
 from qorgau.messenger import matrix
+from qorgau.messenger.domain import mx_error
 from qorgau.messenger.services import accounts
 from qorgau.messenger.services import events as events_service
 
@@ -34,10 +35,6 @@ MAX_BODY = 10 * 1024 * 1024
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def match(scope: Scope) -> tuple[str, tuple[str, ...]] | None:
@@ -97,7 +94,7 @@ async def _body(receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise _TooLarge
+            raise mx_error("M_TOO_LARGE", "The request is too large", 413)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -138,8 +135,6 @@ class MatrixFastLane:
         headers: dict[str, str] = {}
         try:
             body = await (self._send_event(scope, receive, params) if params else self._sync(scope))
-        except _TooLarge:
-            status, body = 413, msgspec.json.encode({"errcode": "M_TOO_LARGE", "error": "The request is too large"})
         except Exception as exc:
             status, error, headers = matrix.matrix_error(exc)
             if status >= 500:
